@@ -1,0 +1,118 @@
+#pragma once
+// YAML configuration -> immutable, validated Config.
+// Errors carry FILE:LINE:COL. yaml-cpp exceptions never leave this module.
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace outboxd::config {
+
+struct TableName {
+    std::string schema;  // "public" when the key gives no schema
+    std::string name;
+    auto operator<=>(const TableName&) const = default;
+};
+
+struct PostgresConfig {
+    std::string dsn;  // required; ${ENV} already expanded
+    std::string slot = "outboxd";
+    std::string publication = "outboxd";
+    bool create_slot = true;
+    bool create_publication = true;
+    // How often a standby status update is sent when nothing else asks for one.
+    std::chrono::milliseconds status_interval{1000};
+};
+
+struct OutboxColumns {
+    std::string id = "id";
+    std::string aggregate_type = "aggregatetype";
+    std::string aggregate_id = "aggregateid";
+    std::string type = "type";
+    std::string payload = "payload";
+    // Optional column holding the time the event occurred; commit time when empty.
+    std::string timestamp;
+};
+
+struct OutboxConfig {
+    std::vector<TableName> tables{TableName{"public", "outbox"}};
+    OutboxColumns columns;
+};
+
+// "{column}" placeholders; "{{" and "}}" are literal braces.
+struct Template {
+    struct Part {
+        bool is_column = false;
+        std::string text;  // literal text, or the column name
+    };
+    std::string source;
+    std::vector<Part> parts;
+};
+
+struct RoutingConfig {
+    Template topic;  // default "outbox.event.{aggregatetype}"
+    Template key;    // default "{aggregateid}"
+};
+
+struct KafkaConfig {
+    std::string brokers;  // required
+    // librdkafka properties, passed through verbatim (values as strings).
+    std::map<std::string, std::string> properties;
+    // Bounded wait for in-flight deliveries on shutdown.
+    std::chrono::milliseconds shutdown_timeout{10000};
+};
+
+struct MetricsConfig {
+    std::string listen = "0.0.0.0:9898";  // "" disables the endpoint
+};
+
+enum class LogLevel { Trace, Debug, Info, Warn, Error };
+enum class LogFormat { Text, Json };
+
+struct LogConfig {
+    LogLevel level = LogLevel::Info;
+    LogFormat format = LogFormat::Text;
+};
+
+struct Config {
+    PostgresConfig postgres;
+    OutboxConfig outbox;
+    RoutingConfig routing;
+    KafkaConfig kafka;
+    MetricsConfig metrics;
+    LogConfig log;
+};
+
+struct ConfigError {
+    std::string file;
+    int line = 0;    // 1-based; 0 when the error is not tied to a position
+    int column = 0;  // 1-based
+    std::string message;
+    // "FILE:LINE:COL: message"
+    [[nodiscard]] std::string toString() const;
+};
+
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+
+// Returns the process environment lookup (getenv).
+[[nodiscard]] EnvLookup processEnv();
+
+// Parses YAML text. `file` is used in error messages only.
+[[nodiscard]] std::expected<Config, std::vector<ConfigError>> parseConfig(std::string_view yaml,
+                                                                          std::string_view file,
+                                                                          const EnvLookup& env);
+
+// Reads and parses a file; an unreadable file is one error with line 0.
+[[nodiscard]] std::expected<Config, std::vector<ConfigError>> loadConfig(const std::string& path,
+                                                                         const EnvLookup& env);
+
+// Parses a "{column}" template; used by parseConfig, exposed for tests and the router.
+[[nodiscard]] std::expected<Template, std::string> parseTemplate(std::string_view text);
+
+}  // namespace outboxd::config
