@@ -115,4 +115,13 @@ using EnvLookup = std::function<std::optional<std::string>(std::string_view name
 // Parses a "{column}" template; used by parseConfig, exposed for tests and the router.
 [[nodiscard]] std::expected<Template, std::string> parseTemplate(std::string_view text);
 
+// Expands "${NAME}" and "${NAME:-default}" (default when unset or empty); "$$" is a literal
+// "$", any other "$" is kept. The error names the variable, never the text being expanded.
+[[nodiscard]] std::expected<std::string, std::string> expandEnv(std::string_view text,
+                                                                const EnvLookup& env);
+
+// True for a key whose value must never be echoed (logs, metrics, error messages): its name
+// contains "password", "secret", "key", "token" or "credential", or it is the postgres dsn.
+[[nodiscard]] bool isSecretKey(std::string_view name);
+
 }  // namespace outboxd::config

@@ -1,0 +1,117 @@
+#pragma once
+// Helpers for integration scenarios: a PostgreSQL client, the outboxd process, a Kafka reader.
+// Services come from integration-tests/env/up.sh through OUTBOXD_IT_* environment variables.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+struct pg_conn;
+typedef struct pg_conn PGconn;
+
+namespace itest {
+
+struct Env {
+    std::string pg_dsn;        // admin DSN (database postgres)
+    std::string pg_host_port;  // "host=127.0.0.1 port=N user=postgres"
+    std::string brokers;
+    std::string work_dir;
+    std::string outboxd_bin;
+    static const Env& get();
+};
+
+// A plain SQL connection.
+class Pg {
+public:
+    explicit Pg(const std::string& dsn);
+    ~Pg();
+    Pg(const Pg&) = delete;
+    Pg& operator=(const Pg&) = delete;
+
+    void exec(const std::string& sql);
+    // First column of the first row, or nullopt when no row / NULL.
+    std::optional<std::string> scalar(const std::string& sql);
+
+private:
+    PGconn* conn_;
+};
+
+// A fresh database with the seed's schema: users, and outbox with Debezium's column names.
+struct Database {
+    std::string name;
+    std::string dsn;
+    static Database create(const std::string& name);
+};
+
+class Daemon {
+public:
+    Daemon(std::string name, std::string config_yaml);
+    ~Daemon();
+    void start();
+    void kill9();
+    // SIGTERM, then waits; returns the exit code (or 128+signal).
+    int terminate(std::chrono::seconds timeout = std::chrono::seconds(60));
+    // Waits for the process to exit on its own; nullopt on timeout.
+    std::optional<int> waitExit(std::chrono::seconds timeout);
+    bool running();
+    std::string log() const;
+    const std::string& configPath() const { return config_path_; }
+
+private:
+    std::string name_;
+    std::string config_path_;
+    std::string log_path_;
+    pid_t pid_ = -1;
+};
+
+struct Record {
+    std::string topic;
+    int partition = 0;
+    std::int64_t offset = 0;
+    std::optional<std::string> key;
+    std::string value;
+    std::map<std::string, std::string> headers;
+};
+
+// Reads every partition of some topics from the beginning (assign(), no consumer group).
+class KafkaReader {
+public:
+    explicit KafkaReader(std::vector<std::string> topics);
+    ~KafkaReader();
+    // Reads until `count` records in total have been read, or the timeout.
+    std::vector<Record> readUntil(std::size_t count, std::chrono::milliseconds timeout);
+    // Reads whatever arrives within `quiet` of silence.
+    std::vector<Record> drain(std::chrono::milliseconds quiet);
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+// YAML for a daemon reading `db` through slot/publication named after it, topics "<prefix>.{aggregatetype}".
+std::string relayConfig(const Database& db, const std::string& topic_prefix, const std::string& extra = "");
+
+// The slot's confirmed_flush_lsn as a number (0 when absent).
+std::uint64_t confirmedFlush(Pg& pg, const std::string& slot);
+std::uint64_t parseLsn(const std::string& text);
+
+// Polls `cond` every 100 ms until it is true or the timeout passes.
+template <typename F>
+bool eventually(F cond, std::chrono::milliseconds timeout) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+        if (cond()) return true;
+        struct timespec ts{0, 100'000'000};
+        nanosleep(&ts, nullptr);
+    }
+    return cond();
+}
+
+}  // namespace itest

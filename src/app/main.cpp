@@ -1,0 +1,117 @@
+// outboxd: carries a PostgreSQL outbox table to Kafka through logical replication.
+// Command line as in spec.md: --config FILE (or OUTBOXD_CONFIG), --check-config, --version, --help.
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "app/logging.h"
+#include "app/relay.h"
+#include "config/config.h"
+#include "metrics/http_server.h"
+#include "metrics/metrics.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void onSignal(int) { g_stop.store(true); }
+
+constexpr std::string_view kUsage = R"(usage: outboxd [--config FILE] [--check-config]
+       outboxd --version | --help
+
+Tails a PostgreSQL outbox table through logical replication and publishes each row to Kafka
+as an outboxd.v1.Event, confirming the slot only behind Kafka's acknowledgements.
+
+  --config FILE    configuration file (default: $OUTBOXD_CONFIG)
+  --check-config   validate the configuration: print 'ok' and exit 0, or print each
+                   problem as FILE:LINE:COL: message and exit 2
+  --version        print the version and exit
+  --help           print this help and exit
+
+Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 fatal runtime error, 2 bad usage or configuration.
+)";
+
+int usageError(std::string_view message) {
+    fmt::print(stderr, "outboxd: {}\n{}", message, kUsage);
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string config_path;
+    bool check_only = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            fmt::print("{}", kUsage);
+            return 0;
+        }
+        if (arg == "--version") {
+            fmt::print("outboxd {}\n", OUTBOXD_VERSION);
+            return 0;
+        }
+        if (arg == "--check-config") {
+            check_only = true;
+        } else if (arg == "--config") {
+            if (i + 1 >= argc) return usageError("--config needs a file name");
+            config_path = argv[++i];
+        } else if (arg.starts_with("--config=")) {
+            config_path = std::string(arg.substr(9));
+        } else {
+            return usageError(fmt::format("unknown argument '{}'", arg));
+        }
+    }
+    if (config_path.empty()) {
+        if (const char* env = std::getenv("OUTBOXD_CONFIG"); env != nullptr && *env != '\0') {
+            config_path = env;
+        } else {
+            return usageError("no configuration: give --config FILE or set OUTBOXD_CONFIG");
+        }
+    }
+
+    auto loaded = outboxd::config::loadConfig(config_path, outboxd::config::processEnv());
+    if (!loaded) {
+        for (const auto& error : loaded.error()) {
+            fmt::print(stderr, "{}\n", error.toString());
+        }
+        return 2;
+    }
+    if (check_only) {
+        fmt::print("ok\n");
+        return 0;
+    }
+    const outboxd::config::Config& config = *loaded;
+    outboxd::app::setupLogging(config.log);
+
+    struct sigaction sa {};
+    sa.sa_handler = onSignal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    outboxd::metrics::Metrics metrics;
+    outboxd::metrics::HttpServer http(metrics);
+    if (!config.metrics.listen.empty()) {
+        if (auto started = http.start(config.metrics.listen); !started) {
+            spdlog::error("{}", started.error());
+            return 1;
+        }
+    }
+    spdlog::info("outboxd {} starting: slot {}, publication {}, tables {}, brokers {}", OUTBOXD_VERSION,
+                 config.postgres.slot, config.postgres.publication, config.outbox.tables.size(), config.kafka.brokers);
+    outboxd::app::Relay relay(config, metrics, g_stop);
+    int code = relay.run();
+    http.stop();
+    spdlog::info("outboxd exiting with code {}", code);
+    return code;
+}

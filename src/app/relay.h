@@ -1,0 +1,39 @@
+#pragma once
+// The relay: wiring and the event loop, nothing else.
+//
+//  Postgres walsender --CopyData--> cdc::ReplicationStream --bytes--> wire::parseServerMessage
+//      --XLogData--> pgoutput::decode --Insert--> outbox::Router --OutboxEvent--> sink::KafkaSink
+//      --Delivery--> cdc::Checkpointer --confirmed LSN--> StandbyStatusUpdate --> walsender
+//
+// One session is one replication connection and one Kafka producer. A transient error ends
+// the session and the relay starts another after a backoff, from the LSN the slot has
+// confirmed (events after it are sent again: at-least-once). A definite error, or a stop
+// request, ends run(). Single-threaded: everything here runs on the caller's thread; only the
+// metrics are read from the HTTP thread.
+
+#include <atomic>
+#include <chrono>
+#include <expected>
+
+#include "common/error.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+
+namespace outboxd::app {
+
+class Relay {
+public:
+    Relay(const config::Config& config, metrics::Metrics& metrics, const std::atomic<bool>& stop_requested);
+
+    // Runs until a stop request (returns 0) or a definite error (logs it, returns 1).
+    [[nodiscard]] int run();
+
+private:
+    class Session;
+
+    const config::Config& config_;
+    metrics::Metrics& metrics_;
+    const std::atomic<bool>& stop_requested_;
+};
+
+}  // namespace outboxd::app

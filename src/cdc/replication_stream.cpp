@@ -1,0 +1,374 @@
+#include "cdc/replication_stream.h"
+
+#include <algorithm>
+#include <cstring>
+#include <regex>
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+
+namespace outboxd::cdc {
+
+namespace {
+
+struct ResultDeleter {
+    void operator()(PGresult* r) const { PQclear(r); }
+};
+using Result = std::unique_ptr<PGresult, ResultDeleter>;
+
+std::string trimmed(const char* message) {
+    std::string s = message != nullptr ? message : "";
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+std::string sqlState(const PGresult* r) {
+    const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    return state != nullptr ? state : "";
+}
+
+// Maps a failed command to an error kind by its SQLSTATE (PostgreSQL Appendix A).
+ErrorKind classify(const std::string& state, ErrorKind fallback) {
+    if (state == "55006") return ErrorKind::SlotInUse;           // object_in_use
+    if (state == "42501") return ErrorKind::SourcePermission;    // insufficient_privilege
+    if (state == "28000" || state == "28P01") return ErrorKind::SourcePermission;
+    if (state.starts_with("08") || state.starts_with("57") || state == "53300") return ErrorKind::SourceConnect;
+    return fallback;
+}
+
+}  // namespace
+
+std::string redactDsn(std::string_view dsn) {
+    std::string s(dsn);
+    static const std::regex kv(R"((password\s*=\s*)('([^'\\]|\\.)*'|[^\s]*))", std::regex::icase);
+    s = std::regex_replace(s, kv, "$1***");
+    static const std::regex uri(R"(^([a-z]+://[^:/@]*):[^@/]*@)", std::regex::icase);
+    s = std::regex_replace(s, uri, "$1:***@");
+    return s;
+}
+
+struct ReplicationStream::Impl {
+    PGconn* conn = nullptr;
+    char* frame = nullptr;
+
+    ~Impl() {
+        if (frame != nullptr) PQfreemem(frame);
+        if (conn != nullptr) PQfinish(conn);
+    }
+
+    std::string lastError() const { return trimmed(PQerrorMessage(conn)); }
+
+    std::expected<Result, Error> exec(const std::string& sql, ExecStatusType expected, ErrorKind fallback,
+                                      std::string_view what) {
+        Result r(PQexec(conn, sql.c_str()));
+        if (r == nullptr || PQresultStatus(r.get()) != expected) {
+            std::string state = sqlState(r.get());
+            std::string message =
+                r != nullptr ? trimmed(PQresultErrorMessage(r.get())) : lastError();
+            return std::unexpected(Error{classify(state, fallback), fmt::format("{}: {}{}", what, message,
+                                                                                 state.empty() ? "" : " (SQLSTATE " + state + ")")});
+        }
+        return r;
+    }
+
+    std::string literal(std::string_view s) const {
+        char* q = PQescapeLiteral(conn, s.data(), s.size());
+        std::string out = q != nullptr ? q : "''";
+        PQfreemem(q);
+        return out;
+    }
+
+    std::string identifier(std::string_view s) const {
+        char* q = PQescapeIdentifier(conn, s.data(), s.size());
+        std::string out = q != nullptr ? q : "\"\"";
+        PQfreemem(q);
+        return out;
+    }
+};
+
+ReplicationStream::ReplicationStream(std::unique_ptr<Impl> impl, StreamInfo info)
+    : impl_(std::move(impl)), info_(std::move(info)) {}
+
+ReplicationStream::~ReplicationStream() = default;
+
+int ReplicationStream::socket() const { return PQsocket(impl_->conn); }
+
+std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open(const StreamOptions& options) {
+    auto impl = std::make_unique<Impl>();
+    const char* keys[] = {"dbname", "replication", "fallback_application_name", nullptr};
+    const char* values[] = {options.dsn.c_str(), "database", "outboxd", nullptr};
+    impl->conn = PQconnectdbParams(keys, values, 1);
+    if (impl->conn == nullptr) {
+        return std::unexpected(Error{ErrorKind::SourceConnect, "could not allocate a PostgreSQL connection"});
+    }
+    if (PQstatus(impl->conn) != CONNECTION_OK) {
+        std::string message = impl->lastError();
+        bool auth = message.find("authentication failed") != std::string::npos ||
+                    message.find("no pg_hba.conf entry") != std::string::npos ||
+                    message.find("permission denied") != std::string::npos;
+        return std::unexpected(Error{
+            auth ? ErrorKind::SourcePermission : ErrorKind::SourceConnect,
+            fmt::format("could not connect to PostgreSQL ({}): {}{}", redactDsn(options.dsn), message,
+                        auth ? "; check the user, password and pg_hba.conf (a 'replication' or database entry for "
+                               "this user), and that the role has the REPLICATION attribute"
+                             : "")});
+    }
+    StreamInfo info;
+    info.server_version = PQserverVersion(impl->conn);
+    if (info.server_version < 100000) {
+        return std::unexpected(Error{ErrorKind::SourceUnsupported,
+                                     fmt::format("PostgreSQL {} is too old: outboxd needs 10 or later (pgoutput)",
+                                                 info.server_version)});
+    }
+
+    auto ident = impl->exec("IDENTIFY_SYSTEM", PGRES_TUPLES_OK, ErrorKind::SourceConnect, "IDENTIFY_SYSTEM");
+    if (!ident) return std::unexpected(ident.error());
+    if (PQntuples(ident->get()) != 1 || PQnfields(ident->get()) < 4) {
+        return std::unexpected(Error{ErrorKind::SourceConnect, "IDENTIFY_SYSTEM returned an unexpected shape"});
+    }
+    info.system_id = PQgetvalue(ident->get(), 0, 0);
+    std::string dbname = PQgetisnull(ident->get(), 0, 3) ? "" : PQgetvalue(ident->get(), 0, 3);
+    if (dbname.empty()) {
+        return std::unexpected(Error{ErrorKind::SourceUnsupported,
+                                     "the connection is not bound to a database; give dbname in source.postgres.dsn"});
+    }
+
+    auto wal = impl->exec("SHOW wal_level", PGRES_TUPLES_OK, ErrorKind::SourceConnect, "SHOW wal_level");
+    if (!wal) return std::unexpected(wal.error());
+    if (std::string(PQgetvalue(wal->get(), 0, 0)) != "logical") {
+        return std::unexpected(Error{
+            ErrorKind::SourceUnsupported,
+            fmt::format("wal_level is '{}': logical decoding needs wal_level=logical; set it in postgresql.conf "
+                        "and restart PostgreSQL",
+                        PQgetvalue(wal->get(), 0, 0))});
+    }
+
+    // --- publication ---------------------------------------------------------------------
+    const std::string pub_lit = impl->literal(options.publication);
+    const std::string pub_ident = impl->identifier(options.publication);
+    auto pub = impl->exec("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = " + pub_lit, PGRES_TUPLES_OK,
+                          ErrorKind::SourceConnect, "looking up the publication");
+    if (!pub) return std::unexpected(pub.error());
+    auto tableList = [&](const std::vector<config::TableName>& tables) {
+        std::string list;
+        for (const auto& t : tables) {
+            if (!list.empty()) list += ", ";
+            list += impl->identifier(t.schema) + "." + impl->identifier(t.name);
+        }
+        return list;
+    };
+    auto tableErrorKind = [](const Error& e) {
+        return e.message.find("42P01") != std::string::npos ? ErrorKind::PublicationMissing : e.kind;
+    };
+    if (PQntuples(pub->get()) == 0) {
+        if (!options.create_publication) {
+            return std::unexpected(Error{
+                ErrorKind::PublicationMissing,
+                fmt::format("publication '{}' does not exist and source.postgres.create_publication is false; create "
+                            "it with CREATE PUBLICATION {} FOR TABLE {}, or allow outboxd to create it",
+                            options.publication, pub_ident, tableList(options.tables))});
+        }
+        auto created = impl->exec("CREATE PUBLICATION " + pub_ident + " FOR TABLE " + tableList(options.tables),
+                                  PGRES_COMMAND_OK, ErrorKind::SourceUnsupported, "CREATE PUBLICATION");
+        if (!created) {
+            Error e = created.error();
+            e.kind = tableErrorKind(e);
+            e.message += "; check that every table in source.outbox.tables exists";
+            return std::unexpected(e);
+        }
+        spdlog::info("created publication {} for {}", options.publication, tableList(options.tables));
+    } else {
+        auto have = impl->exec("SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = " +
+                                   pub_lit,
+                               PGRES_TUPLES_OK, ErrorKind::SourceConnect, "listing the publication's tables");
+        if (!have) return std::unexpected(have.error());
+        std::vector<config::TableName> missing;
+        for (const auto& t : options.tables) {
+            bool found = false;
+            for (int i = 0; i < PQntuples(have->get()); ++i) {
+                if (t.schema == PQgetvalue(have->get(), i, 0) && t.name == PQgetvalue(have->get(), i, 1)) found = true;
+            }
+            if (!found) missing.push_back(t);
+        }
+        if (!missing.empty()) {
+            if (!options.create_publication) {
+                return std::unexpected(Error{
+                    ErrorKind::PublicationMissing,
+                    fmt::format("publication '{}' does not include {}; run ALTER PUBLICATION {} ADD TABLE {}",
+                                options.publication, tableList(missing), pub_ident, tableList(missing))});
+            }
+            auto altered = impl->exec("ALTER PUBLICATION " + pub_ident + " ADD TABLE " + tableList(missing),
+                                      PGRES_COMMAND_OK, ErrorKind::SourceUnsupported, "ALTER PUBLICATION");
+            if (!altered) {
+                Error e = altered.error();
+                e.kind = tableErrorKind(e);
+                return std::unexpected(e);
+            }
+            spdlog::info("added {} to publication {}", tableList(missing), options.publication);
+        }
+    }
+
+    // --- slot ------------------------------------------------------------------------------
+    const std::string slot_lit = impl->literal(options.slot);
+    const std::string slot_ident = impl->identifier(options.slot);
+    const bool has_wal_status = info.server_version >= 130000;
+    const std::string slot_query =
+        fmt::format("SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn, {} FROM "
+                    "pg_catalog.pg_replication_slots WHERE slot_name = {}",
+                    has_wal_status ? "wal_status" : "NULL", slot_lit);
+    auto slot = impl->exec(slot_query, PGRES_TUPLES_OK, ErrorKind::SourceConnect, "looking up the slot");
+    if (!slot) return std::unexpected(slot.error());
+    if (PQntuples(slot->get()) == 0) {
+        if (!options.create_slot) {
+            return std::unexpected(Error{
+                ErrorKind::SlotMissing,
+                fmt::format("replication slot '{}' does not exist and source.postgres.create_slot is false; create it "
+                            "with SELECT pg_create_logical_replication_slot({}, 'pgoutput'), or allow outboxd to",
+                            options.slot, slot_lit)});
+        }
+        auto created = impl->exec("CREATE_REPLICATION_SLOT " + slot_ident + " LOGICAL pgoutput NOEXPORT_SNAPSHOT",
+                                  PGRES_TUPLES_OK, ErrorKind::SourceUnsupported, "CREATE_REPLICATION_SLOT");
+        if (!created) return std::unexpected(created.error());
+        info.slot_created = true;
+        spdlog::info("created replication slot {} at {}: events committed from now on are published", options.slot,
+                     PQgetvalue(created->get(), 0, 1));
+        slot = impl->exec(slot_query, PGRES_TUPLES_OK, ErrorKind::SourceConnect, "looking up the slot");
+        if (!slot) return std::unexpected(slot.error());
+        if (PQntuples(slot->get()) == 0) {
+            return std::unexpected(Error{ErrorKind::SlotMissing, "the slot vanished right after it was created"});
+        }
+    }
+    {
+        PGresult* r = slot->get();
+        std::string plugin = PQgetvalue(r, 0, 0);
+        std::string type = PQgetvalue(r, 0, 1);
+        std::string database = PQgetvalue(r, 0, 2);
+        if (type != "logical" || plugin != "pgoutput" || database != dbname) {
+            return std::unexpected(Error{
+                ErrorKind::SlotMismatch,
+                fmt::format("replication slot '{}' is a {} slot with plugin '{}' on database '{}'; outboxd needs a "
+                            "logical pgoutput slot on '{}': choose another source.postgres.slot",
+                            options.slot, type, plugin, database, dbname)});
+        }
+        if (!PQgetisnull(r, 0, 5) && std::string(PQgetvalue(r, 0, 5)) == "lost") {
+            return std::unexpected(Error{
+                ErrorKind::SlotInvalidated,
+                fmt::format("replication slot '{}' is invalidated (wal_status = lost): PostgreSQL removed WAL it "
+                            "still needed, so events committed since its confirmed LSN cannot be read. Drop it "
+                            "(SELECT pg_drop_replication_slot({})), restart outboxd to create a new one, and "
+                            "reconcile consumers from the outbox table; raise max_slot_wal_keep_size to avoid this",
+                            options.slot, slot_lit)});
+        }
+        if (!PQgetisnull(r, 0, 3)) {
+            return std::unexpected(Error{ErrorKind::SlotInUse,
+                                         fmt::format("replication slot '{}' is in use by process {}; waiting for it "
+                                                     "to be released",
+                                                     options.slot, PQgetvalue(r, 0, 3))});
+        }
+        if (!PQgetisnull(r, 0, 4)) {
+            info.start_lsn = Lsn::parse(PQgetvalue(r, 0, 4)).value_or(Lsn{});
+        }
+    }
+
+    // --- start streaming -------------------------------------------------------------------
+    int server_proto = info.server_version >= 160000 ? 4
+                       : info.server_version >= 150000 ? 3
+                       : info.server_version >= 140000 ? 2
+                                                       : 1;
+    info.proto_version = std::min(server_proto, options.max_proto_version);
+    info.messages = info.server_version >= 140000;
+    std::string pubnames = impl->identifier(options.publication);
+    std::string start = fmt::format("START_REPLICATION SLOT {} LOGICAL 0/0 (proto_version '{}', publication_names {}{})",
+                                    slot_ident, info.proto_version, impl->literal(pubnames),
+                                    info.messages ? ", messages 'true'" : "");
+    Result started(PQexec(impl->conn, start.c_str()));
+    if (started == nullptr || PQresultStatus(started.get()) != PGRES_COPY_BOTH) {
+        std::string state = sqlState(started.get());
+        std::string message = started != nullptr ? trimmed(PQresultErrorMessage(started.get())) : impl->lastError();
+        ErrorKind kind = classify(state, ErrorKind::SourceStream);
+        if (message.find("can no longer get changes") != std::string::npos ||
+            message.find("has been invalidated") != std::string::npos) {
+            kind = ErrorKind::SlotInvalidated;
+        } else if (state == "42704") {
+            kind = message.find("publication") != std::string::npos ? ErrorKind::PublicationMissing
+                                                                      : ErrorKind::SlotMissing;
+        }
+        return std::unexpected(Error{kind, fmt::format("START_REPLICATION failed: {}", message)});
+    }
+    if (PQsetnonblocking(impl->conn, 1) != 0) {
+        return std::unexpected(Error{ErrorKind::SourceConnect, "could not make the replication connection non-blocking"});
+    }
+    return std::unique_ptr<ReplicationStream>(new ReplicationStream(std::move(impl), std::move(info)));
+}
+
+std::expected<std::optional<std::span<const std::byte>>, Error> ReplicationStream::next() {
+    if (impl_->frame != nullptr) {
+        PQfreemem(impl_->frame);
+        impl_->frame = nullptr;
+    }
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        int n = PQgetCopyData(impl_->conn, &impl_->frame, 1);
+        if (n > 0) {
+            return std::span<const std::byte>(reinterpret_cast<const std::byte*>(impl_->frame),
+                                              static_cast<std::size_t>(n));
+        }
+        if (n == 0) {
+            if (attempt == 0 && PQconsumeInput(impl_->conn) == 0) {
+                return std::unexpected(
+                    Error{ErrorKind::SourceStream, fmt::format("replication connection lost: {}", impl_->lastError())});
+            }
+            continue;
+        }
+        if (n == -1) {
+            Result r(PQgetResult(impl_->conn));
+            std::string state = sqlState(r.get());
+            std::string message = r != nullptr ? trimmed(PQresultErrorMessage(r.get())) : "";
+            ErrorKind kind = classify(state, ErrorKind::SourceStream);
+            if (state == "42704" || message.find("does not exist") != std::string::npos) {
+                kind = ErrorKind::SlotMissing;
+            }
+            if (message.find("can no longer get changes") != std::string::npos ||
+                message.find("has been invalidated") != std::string::npos) {
+                kind = ErrorKind::SlotInvalidated;
+            }
+            return std::unexpected(Error{kind, fmt::format("the server ended the replication stream{}{}",
+                                                           message.empty() ? "" : ": ", message)});
+        }
+        return std::unexpected(
+            Error{ErrorKind::SourceStream, fmt::format("replication stream error: {}", impl_->lastError())});
+    }
+    return std::optional<std::span<const std::byte>>{};
+}
+
+std::expected<void, Error> ReplicationStream::sendStatus(const wire::StandbyStatusUpdate& update) {
+    auto bytes = wire::encode(update);
+    int rc = PQputCopyData(impl_->conn, reinterpret_cast<const char*>(bytes.data()), static_cast<int>(bytes.size()));
+    if (rc < 0) {
+        return std::unexpected(
+            Error{ErrorKind::SourceStream, fmt::format("could not send a status update: {}", impl_->lastError())});
+    }
+    if (auto flushed = flush(); !flushed) return std::unexpected(flushed.error());
+    return {};
+}
+
+std::expected<bool, Error> ReplicationStream::flush() {
+    int rc = PQflush(impl_->conn);
+    if (rc < 0) {
+        return std::unexpected(
+            Error{ErrorKind::SourceStream, fmt::format("could not flush to the server: {}", impl_->lastError())});
+    }
+    return rc == 0;
+}
+
+void ReplicationStream::close() {
+    if (impl_->conn == nullptr) return;
+    PQsetnonblocking(impl_->conn, 0);
+    PQflush(impl_->conn);
+    PQputCopyEnd(impl_->conn, nullptr);
+    PQflush(impl_->conn);
+    PQfinish(impl_->conn);
+    impl_->conn = nullptr;
+}
+
+}  // namespace outboxd::cdc

@@ -1,0 +1,81 @@
+#pragma once
+// The replication connection: the only code that includes libpq.
+//
+// Owns one PGconn in replication=database mode. open() connects, checks the server, makes sure
+// the publication and the pgoutput slot exist (creating them when allowed), and issues
+// START_REPLICATION from the slot's confirmed position. Afterwards the connection is
+// non-blocking: next() hands out CopyData frames as they arrive and sendStatus() queues standby
+// status updates. Lifecycle: one per replication session. Single-threaded use.
+
+#include <chrono>
+#include <cstddef>
+#include <expected>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cdc/lsn.h"
+#include "cdc/wire/copy_data.h"
+#include "common/error.h"
+#include "config/config.h"
+
+namespace outboxd::cdc {
+
+struct StreamOptions {
+    std::string dsn;
+    std::string slot;
+    std::string publication;
+    bool create_slot = true;
+    bool create_publication = true;
+    std::vector<config::TableName> tables;
+    int max_proto_version = 4;  // highest pgoutput protocol version the decoder handles
+};
+
+// What open() learned about the server and the slot.
+struct StreamInfo {
+    int server_version = 0;  // PQserverVersion, e.g. 150018
+    int proto_version = 1;
+    bool messages = false;  // logical decoding messages requested (PG14+)
+    std::string system_id;
+    Lsn start_lsn;          // the slot's confirmed_flush_lsn when streaming started
+    bool slot_created = false;
+};
+
+// Removes password=... (key/value or URI) from a connection string for logging.
+[[nodiscard]] std::string redactDsn(std::string_view dsn);
+
+class ReplicationStream {
+public:
+    [[nodiscard]] static std::expected<std::unique_ptr<ReplicationStream>, Error> open(const StreamOptions& options);
+    ~ReplicationStream();
+
+    ReplicationStream(const ReplicationStream&) = delete;
+    ReplicationStream& operator=(const ReplicationStream&) = delete;
+
+    [[nodiscard]] const StreamInfo& info() const { return info_; }
+    [[nodiscard]] int socket() const;
+
+    // Reads what the socket has and returns the next complete CopyData frame, or nullopt when
+    // none is buffered. The frame is valid until the next call. Errors end the session.
+    [[nodiscard]] std::expected<std::optional<std::span<const std::byte>>, Error> next();
+
+    // Queues a standby status update and tries to flush it.
+    [[nodiscard]] std::expected<void, Error> sendStatus(const wire::StandbyStatusUpdate& update);
+
+    // Flushes queued output; true when everything was sent.
+    [[nodiscard]] std::expected<bool, Error> flush();
+
+    // Ends COPY politely (CopyDone) so the server records the last status; best effort.
+    void close();
+
+    struct Impl;
+
+private:
+    explicit ReplicationStream(std::unique_ptr<Impl> impl, StreamInfo info);
+    std::unique_ptr<Impl> impl_;
+    StreamInfo info_;
+};
+
+}  // namespace outboxd::cdc

@@ -1,0 +1,1099 @@
+#include "config/config.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <span>
+#include <tuple>
+#include <utility>
+
+namespace outboxd::config {
+
+namespace {
+
+constexpr std::string_view kDefaultTopic = "outbox.event.{aggregatetype}";
+constexpr std::string_view kDefaultKey = "{aggregateid}";
+constexpr std::size_t kMaxIdentifierBytes = 63;  // NAMEDATALEN - 1
+constexpr std::size_t kMaxTopicBytes = 249;
+
+constexpr std::array<std::string_view, 5> kRootKeys{"source", "routing", "sink", "metrics", "log"};
+constexpr std::array<std::string_view, 2> kSourceKeys{"postgres", "outbox"};
+constexpr std::array<std::string_view, 6> kPostgresKeys{
+    "dsn", "slot", "publication", "create_slot", "create_publication", "status_interval_ms"};
+constexpr std::array<std::string_view, 2> kOutboxKeys{"tables", "columns"};
+constexpr std::array<std::string_view, 6> kColumnKeys{"id",   "aggregate_type", "aggregate_id",
+                                                      "type", "payload",        "timestamp"};
+constexpr std::array<std::string_view, 2> kRoutingKeys{"topic", "key"};
+constexpr std::array<std::string_view, 1> kSinkKeys{"kafka"};
+constexpr std::array<std::string_view, 3> kKafkaKeys{"brokers", "properties",
+                                                     "shutdown_timeout_ms"};
+constexpr std::array<std::string_view, 1> kMetricsKeys{"listen"};
+constexpr std::array<std::string_view, 2> kLogKeys{"level", "format"};
+
+// Every leaf key, so that a key written at the wrong level can be pointed to its place.
+constexpr std::array<std::string_view, 22> kAllLeafPaths{
+    "source.postgres.dsn",
+    "source.postgres.slot",
+    "source.postgres.publication",
+    "source.postgres.create_slot",
+    "source.postgres.create_publication",
+    "source.postgres.status_interval_ms",
+    "source.outbox.tables",
+    "source.outbox.columns",
+    "source.outbox.columns.id",
+    "source.outbox.columns.aggregate_type",
+    "source.outbox.columns.aggregate_id",
+    "source.outbox.columns.type",
+    "source.outbox.columns.payload",
+    "source.outbox.columns.timestamp",
+    "routing.topic",
+    "routing.key",
+    "sink.kafka.brokers",
+    "sink.kafka.properties",
+    "sink.kafka.shutdown_timeout_ms",
+    "metrics.listen",
+    "log.level",
+    "log.format",
+};
+
+std::string toLower(std::string_view s) {
+    std::string out(s);
+    std::ranges::transform(out, out.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+std::string trim(std::string_view s) {
+    const auto first = s.find_first_not_of(" \t");
+    if (first == std::string_view::npos) {
+        return {};
+    }
+    const auto last = s.find_last_not_of(" \t");
+    return std::string(s.substr(first, last - first + 1));
+}
+
+bool isIdentStart(char c) {
+    return std::isalpha(static_cast<unsigned char>(c)) != 0 || c == '_';
+}
+
+bool isIdentChar(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+}
+
+bool isIdentifier(std::string_view s) {
+    return !s.empty() && isIdentStart(s.front()) && std::ranges::all_of(s, isIdentChar);
+}
+
+std::size_t editDistance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) {
+        row[j] = j;
+    }
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t above = row[j];
+            const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + cost});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+// The candidate nearest to `word`, when it is near enough to be a likely typo.
+std::optional<std::string_view> closest(std::string_view word,
+                                        std::span<const std::string_view> candidates) {
+    const std::string lowered = toLower(word);
+    std::optional<std::string_view> best;
+    std::size_t best_distance = 0;
+    for (const auto candidate : candidates) {
+        const std::size_t d = editDistance(lowered, candidate);
+        if (!best || d < best_distance) {
+            best = candidate;
+            best_distance = d;
+        }
+    }
+    const bool near = best_distance <= 1 || (best_distance <= 2 && word.size() >= 5) ||
+                      best_distance * 3 <= std::max(word.size(), best->size());
+    if (best && best_distance < word.size() && near) {
+        return best;
+    }
+    for (const auto candidate : candidates) {
+        if (lowered.size() >= 3 && (candidate.starts_with(lowered) || lowered.starts_with(candidate))) {
+            return candidate;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string joinNames(std::span<const std::string_view> names) {
+    std::string out;
+    for (const auto name : names) {
+        if (!out.empty()) {
+            out += ", ";
+        }
+        out += name;
+    }
+    return out;
+}
+
+std::string joinPath(std::string_view parent, std::string_view name) {
+    if (parent.empty()) {
+        return std::string(name);
+    }
+    return fmt::format("{}.{}", parent, name);
+}
+
+std::string_view leafName(std::string_view path) {
+    const auto dot = path.rfind('.');
+    return dot == std::string_view::npos ? path : path.substr(dot + 1);
+}
+
+struct Pos {
+    int line = 0;
+    int column = 0;
+};
+
+Pos toPos(const YAML::Mark& mark) {
+    if (mark.is_null() || mark.line < 0 || mark.column < 0) {
+        return {};
+    }
+    return {mark.line + 1, mark.column + 1};
+}
+
+bool isQuoted(const YAML::Node& node) {
+    const std::string& tag = node.Tag();
+    return tag == "!" || tag.ends_with(":str");
+}
+
+bool looksBool(std::string_view text) {
+    static constexpr std::array<std::string_view, 6> kWords{"true", "false", "yes",
+                                                            "no",   "on",    "off"};
+    const std::string lowered = toLower(text);
+    return std::ranges::find(kWords, lowered) != kWords.end();
+}
+
+std::optional<std::int64_t> parseInteger(std::string_view text) {
+    if (text.starts_with('+')) {
+        text.remove_prefix(1);
+    }
+    std::int64_t value = 0;
+    const auto* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (ec != std::errc{} || ptr != end || text.empty()) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+bool looksNumber(std::string_view text) {
+    if (text.empty()) {
+        return false;
+    }
+    char* end = nullptr;
+    const std::string copy(text);
+    std::strtod(copy.c_str(), &end);
+    return end == copy.c_str() + copy.size();
+}
+
+// What a node holds, for "expected X, got Y". Never the value itself.
+std::string describe(const YAML::Node& node) {
+    switch (node.Type()) {
+        case YAML::NodeType::Null:
+        case YAML::NodeType::Undefined:
+            return "nothing (null)";
+        case YAML::NodeType::Sequence:
+            return "a list";
+        case YAML::NodeType::Map:
+            return "a map";
+        case YAML::NodeType::Scalar:
+            break;
+    }
+    if (isQuoted(node)) {
+        return "a string";
+    }
+    const std::string& text = node.Scalar();
+    if (looksBool(text)) {
+        return "a bool";
+    }
+    if (parseInteger(text)) {
+        return "an integer";
+    }
+    if (looksNumber(text)) {
+        return "a number";
+    }
+    return "a string";
+}
+
+struct Field {
+    YAML::Node key;
+    YAML::Node value;
+    Pos key_pos;
+
+    // Where a problem with the value is reported: the value itself, or its key when it is
+    // null (yaml-cpp marks an empty value at the next token, which would mislead).
+    [[nodiscard]] Pos valuePos() const {
+        if (value.IsNull()) {
+            return key_pos;
+        }
+        const Pos p = toPos(value.Mark());
+        return p.line == 0 ? key_pos : p;
+    }
+};
+
+// A map as read from the file: its fields, and where a missing key is reported.
+struct Section {
+    std::string path;  // "" for the root, else "source.postgres"
+    Pos anchor;        // the key naming this map (or the nearest one present)
+    bool broken = false;  // present but not a map: missing keys below are not reported
+    std::map<std::string, Field, std::less<>> fields;
+
+    [[nodiscard]] const Field* find(std::string_view name) const {
+        const auto it = fields.find(name);
+        return it == fields.end() ? nullptr : &it->second;
+    }
+};
+
+// Walks the YAML tree and collects every problem; owns nothing beyond one parseConfig call.
+class Reader {
+public:
+    Reader(std::string_view file, const EnvLookup& env) : file_(file), env_(env) {}
+
+    void error(Pos pos, std::string message) {
+        errors_.push_back(ConfigError{file_, pos.line, pos.column, std::move(message)});
+    }
+
+    std::vector<ConfigError> takeErrors() {
+        std::ranges::stable_sort(errors_, [](const ConfigError& a, const ConfigError& b) {
+            return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+        });
+        return std::move(errors_);
+    }
+
+    [[nodiscard]] bool ok() const { return errors_.empty(); }
+
+    Section root(const YAML::Node& node, std::span<const std::string_view> allowed) {
+        Section section;
+        const Pos pos = toPos(node.Mark());
+        section.anchor = pos.line == 0 ? Pos{1, 1} : pos;
+        if (!node.IsMap()) {
+            error(section.anchor,
+                  fmt::format("expected a map of sections ({}) at the top level, got {}",
+                              joinNames(allowed), describe(node)));
+            section.broken = true;
+            return section;
+        }
+        collect(node, section, allowed);
+        return section;
+    }
+
+    Section child(const Section& parent, std::string_view name,
+                  std::span<const std::string_view> allowed) {
+        Section section;
+        section.path = joinPath(parent.path, name);
+        section.anchor = parent.anchor;
+        section.broken = parent.broken;
+        const Field* field = parent.find(name);
+        if (field == nullptr) {
+            return section;
+        }
+        section.anchor = field->key_pos;
+        if (field->value.IsNull()) {
+            return section;
+        }
+        if (!field->value.IsMap()) {
+            error(field->valuePos(), fmt::format("{}: expected a map (keys: {}), got {}",
+                                                 section.path, joinNames(allowed),
+                                                 describe(field->value)));
+            section.broken = true;
+            return section;
+        }
+        collect(field->value, section, allowed);
+        return section;
+    }
+
+    // A map with free-form keys (librdkafka properties).
+    Section freeMap(const Section& parent, std::string_view name) {
+        Section section;
+        section.path = joinPath(parent.path, name);
+        section.anchor = parent.anchor;
+        const Field* field = parent.find(name);
+        if (field == nullptr || field->value.IsNull()) {
+            return section;
+        }
+        section.anchor = field->key_pos;
+        if (!field->value.IsMap()) {
+            error(field->valuePos(),
+                  fmt::format("{}: expected a map of librdkafka property names to values, got {}",
+                              section.path, describe(field->value)));
+            section.broken = true;
+            return section;
+        }
+        collect(field->value, section, {});
+        return section;
+    }
+
+    void missing(const Section& section, std::string_view name, std::string_view hint) {
+        if (section.broken) {
+            return;
+        }
+        error(section.anchor,
+              fmt::format("missing required key '{}': {}", joinPath(section.path, name), hint));
+    }
+
+    // Expands ${...} in a scalar; reports the problem under `path`.
+    std::optional<std::string> expand(const Field& field, std::string_view path) {
+        auto expanded = expandEnv(field.value.Scalar(), env_);
+        if (!expanded) {
+            error(field.valuePos(), fmt::format("{}: {}", path, expanded.error()));
+            return std::nullopt;
+        }
+        return std::move(*expanded);
+    }
+
+    std::optional<std::string> string(const Section& section, std::string_view name) {
+        const Field* field = section.find(name);
+        if (field == nullptr) {
+            return std::nullopt;
+        }
+        const std::string path = joinPath(section.path, name);
+        if (!field->value.IsScalar()) {
+            error(field->valuePos(),
+                  fmt::format("{}: expected a string, got {}{}", path, describe(field->value),
+                              field->value.IsNull() ? "; write \"\" for an empty string" : ""));
+            return std::nullopt;
+        }
+        return expand(*field, path);
+    }
+
+    std::optional<bool> boolean(const Section& section, std::string_view name) {
+        const Field* field = section.find(name);
+        if (field == nullptr) {
+            return std::nullopt;
+        }
+        const std::string path = joinPath(section.path, name);
+        auto text = scalarForConversion(*field, path, "a bool (true or false)");
+        if (!text) {
+            return std::nullopt;
+        }
+        const std::string lowered = toLower(*text);
+        if (lowered == "true" || lowered == "yes" || lowered == "on") {
+            return true;
+        }
+        if (lowered == "false" || lowered == "no" || lowered == "off") {
+            return false;
+        }
+        error(field->valuePos(),
+              fmt::format("{}: expected a bool (true or false), got a string", path));
+        return std::nullopt;
+    }
+
+    std::optional<std::int64_t> integer(const Section& section, std::string_view name,
+                                        std::int64_t min, std::int64_t max) {
+        const Field* field = section.find(name);
+        if (field == nullptr) {
+            return std::nullopt;
+        }
+        const std::string path = joinPath(section.path, name);
+        auto text = scalarForConversion(*field, path, "an integer");
+        if (!text) {
+            return std::nullopt;
+        }
+        const auto value = parseInteger(*text);
+        if (!value) {
+            error(field->valuePos(), fmt::format("{}: expected an integer, got {}", path,
+                                                 looksNumber(*text) ? "a number" : "a string"));
+            return std::nullopt;
+        }
+        if (*value < min || *value > max) {
+            error(field->valuePos(), fmt::format("{}: must be between {} and {}, got {}", path, min,
+                                                 max, *value));
+            return std::nullopt;
+        }
+        return value;
+    }
+
+private:
+    void collect(const YAML::Node& map, Section& section,
+                 std::span<const std::string_view> allowed) {
+        for (auto it = map.begin(); it != map.end(); ++it) {
+            Field field{it->first, it->second, toPos(it->first.Mark())};
+            if (!field.key.IsScalar()) {
+                error(field.key_pos, fmt::format("{}: a key must be a plain name, got {}",
+                                                 section.path.empty() ? "top level" : section.path,
+                                                 describe(field.key)));
+                continue;
+            }
+            const std::string name = field.key.Scalar();
+            const std::string path = joinPath(section.path, name);
+            if (name.empty()) {
+                error(field.key_pos, fmt::format("{}: a key must not be empty",
+                                                 section.path.empty() ? "top level" : section.path));
+                continue;
+            }
+            if (!allowed.empty() && std::ranges::find(allowed, name) == allowed.end()) {
+                unknown(field.key_pos, section.path, name, allowed);
+                continue;
+            }
+            if (const Field* first = section.find(name)) {
+                error(field.key_pos, fmt::format("duplicate key '{}' (first given at line {}); "
+                                                 "keep only one",
+                                                 path, first->key_pos.line));
+                continue;
+            }
+            section.fields.emplace(name, std::move(field));
+        }
+    }
+
+    void unknown(Pos pos, std::string_view parent, std::string_view name,
+                 std::span<const std::string_view> allowed) {
+        std::string message = fmt::format("unknown key '{}'", joinPath(parent, name));
+        if (const auto suggestion = closest(name, allowed)) {
+            message += fmt::format("; did you mean '{}'?", *suggestion);
+        } else {
+            for (const auto leaf : kAllLeafPaths) {
+                if (leafName(leaf) == name) {
+                    message += fmt::format("; '{}' belongs at '{}'", name, leaf);
+                    break;
+                }
+            }
+        }
+        message += fmt::format(" (allowed {}: {})",
+                               parent.empty() ? std::string("at the top level")
+                                              : fmt::format("under '{}'", parent),
+                               joinNames(allowed));
+        error(pos, std::move(message));
+    }
+
+    // The text of a scalar that will be converted to a bool or an integer. A quoted value is a
+    // string unless it carries a ${...} reference, whose expansion is then converted.
+    std::optional<std::string> scalarForConversion(const Field& field, std::string_view path,
+                                                   std::string_view expected) {
+        if (!field.value.IsScalar()) {
+            error(field.valuePos(),
+                  fmt::format("{}: expected {}, got {}", path, expected, describe(field.value)));
+            return std::nullopt;
+        }
+        const std::string& raw = field.value.Scalar();
+        if (raw.find('$') != std::string::npos) {
+            auto expanded = expand(field, path);
+            if (expanded) {
+                *expanded = trim(*expanded);
+            }
+            return expanded;
+        }
+        if (isQuoted(field.value)) {
+            error(field.valuePos(), fmt::format("{}: expected {}, got a string; remove the quotes",
+                                                path, expected));
+            return std::nullopt;
+        }
+        return raw;
+    }
+
+    std::string file_;
+    const EnvLookup& env_;
+    std::vector<ConfigError> errors_;
+};
+
+void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
+    const Section pg = r.child(source, "postgres", kPostgresKeys);
+    if (pg.find("dsn") == nullptr) {
+        r.missing(pg, "dsn",
+                  "give the libpq connection string, e.g. dsn: \"host=db dbname=app user=outboxd\"");
+    } else if (auto dsn = r.string(pg, "dsn")) {
+        if (trim(*dsn).empty()) {
+            r.error(pg.find("dsn")->valuePos(),
+                    "source.postgres.dsn: must not be empty; give a libpq connection string or URI");
+        } else {
+            out.dsn = std::move(*dsn);
+        }
+    }
+    if (auto slot = r.string(pg, "slot")) {
+        const bool valid = !slot->empty() && slot->size() <= kMaxIdentifierBytes &&
+                           std::ranges::all_of(*slot, [](char c) {
+                               return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+                           });
+        if (!valid) {
+            r.error(pg.find("slot")->valuePos(),
+                    fmt::format("source.postgres.slot: '{}' is not a valid replication slot name; "
+                                "use lower-case letters, digits and underscores (at most {} bytes)",
+                                *slot, kMaxIdentifierBytes));
+        } else {
+            out.slot = std::move(*slot);
+        }
+    }
+    if (auto publication = r.string(pg, "publication")) {
+        if (publication->empty() || publication->size() > kMaxIdentifierBytes) {
+            r.error(pg.find("publication")->valuePos(),
+                    fmt::format("source.postgres.publication: must be a name of 1 to {} bytes",
+                                kMaxIdentifierBytes));
+        } else {
+            out.publication = std::move(*publication);
+        }
+    }
+    if (auto v = r.boolean(pg, "create_slot")) {
+        out.create_slot = *v;
+    }
+    if (auto v = r.boolean(pg, "create_publication")) {
+        out.create_publication = *v;
+    }
+    if (auto v = r.integer(pg, "status_interval_ms", 100, 60000)) {
+        out.status_interval = std::chrono::milliseconds{*v};
+    }
+}
+
+void readTables(Reader& r, const Section& outbox, std::vector<TableName>& out) {
+    const Field* field = outbox.find("tables");
+    if (field == nullptr) {
+        return;
+    }
+    if (!field->value.IsSequence()) {
+        r.error(field->valuePos(),
+                fmt::format("source.outbox.tables: expected a list of table names, got {}; write "
+                            "tables: [public.outbox]",
+                            describe(field->value)));
+        return;
+    }
+    if (field->value.size() == 0) {
+        r.error(field->valuePos(),
+                "source.outbox.tables: the list is empty; give at least one outbox table, e.g. "
+                "[public.outbox]");
+        return;
+    }
+    std::vector<TableName> tables;
+    bool all_valid = true;
+    for (const auto& item : field->value) {
+        Field entry{field->key, item, field->key_pos};
+        const Pos pos = entry.valuePos();
+        if (!item.IsScalar()) {
+            r.error(pos, fmt::format("source.outbox.tables: each entry must be a string "
+                                     "\"schema.table\" or \"table\", got {}",
+                                     describe(item)));
+            all_valid = false;
+            continue;
+        }
+        auto text = r.expand(entry, "source.outbox.tables");
+        if (!text) {
+            all_valid = false;
+            continue;
+        }
+        TableName table;
+        const auto dot = text->find('.');
+        if (dot == std::string::npos) {
+            table = TableName{"public", *text};
+        } else {
+            table = TableName{text->substr(0, dot), text->substr(dot + 1)};
+        }
+        const auto badPart = [](const std::string& part) {
+            return part.empty() || part.size() > kMaxIdentifierBytes ||
+                   std::ranges::any_of(part, [](char c) {
+                       return c == '.' || c == '"' || std::isspace(static_cast<unsigned char>(c)) != 0;
+                   });
+        };
+        if (badPart(table.schema) || badPart(table.name)) {
+            r.error(pos, fmt::format("source.outbox.tables: '{}' is not a table name; write "
+                                     "\"schema.table\" or \"table\" (schema public), each part 1 "
+                                     "to {} bytes without spaces or quotes",
+                                     *text, kMaxIdentifierBytes));
+            all_valid = false;
+            continue;
+        }
+        if (std::ranges::find(tables, table) != tables.end()) {
+            r.error(pos, fmt::format("source.outbox.tables: '{}.{}' is listed twice; keep only one",
+                                     table.schema, table.name));
+            all_valid = false;
+            continue;
+        }
+        tables.push_back(std::move(table));
+    }
+    if (all_valid) {
+        out = std::move(tables);
+    }
+}
+
+void readColumns(Reader& r, const Section& outbox, OutboxColumns& out) {
+    const Section columns = r.child(outbox, "columns", kColumnKeys);
+    const auto read = [&](std::string_view name, std::string& target, bool may_be_empty) {
+        auto value = r.string(columns, name);
+        if (!value) {
+            return;
+        }
+        if (value->empty() && !may_be_empty) {
+            r.error(columns.find(name)->valuePos(),
+                    fmt::format("{}.{}: a column name must not be empty; remove the key to use "
+                                "the default",
+                                columns.path, name));
+            return;
+        }
+        target = std::move(*value);
+    };
+    read("id", out.id, false);
+    read("aggregate_type", out.aggregate_type, false);
+    read("aggregate_id", out.aggregate_id, false);
+    read("type", out.type, false);
+    read("payload", out.payload, false);
+    read("timestamp", out.timestamp, true);
+}
+
+bool isTopicChar(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '-';
+}
+
+void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
+    const Section routing = r.child(root, "routing", kRoutingKeys);
+    if (auto topic = r.string(routing, "topic")) {
+        const Pos pos = routing.find("topic")->valuePos();
+        auto parsed = parseTemplate(*topic);
+        if (topic->empty()) {
+            r.error(pos, fmt::format("routing.topic: must not be empty; the default is \"{}\"",
+                                     kDefaultTopic));
+        } else if (!parsed) {
+            r.error(pos, fmt::format("routing.topic: {}", parsed.error()));
+        } else {
+            std::size_t literal_bytes = 0;
+            bool ok = true;
+            for (const auto& part : parsed->parts) {
+                if (part.is_column) {
+                    continue;
+                }
+                literal_bytes += part.text.size();
+                if (!std::ranges::all_of(part.text, isTopicChar)) {
+                    r.error(pos, fmt::format("routing.topic: \"{}\" has characters a Kafka topic "
+                                             "name cannot hold; outside placeholders use only "
+                                             "letters, digits, '.', '_' and '-'",
+                                             *topic));
+                    ok = false;
+                    break;
+                }
+            }
+            if (ok && literal_bytes > kMaxTopicBytes) {
+                r.error(pos, fmt::format("routing.topic: longer than the {} bytes Kafka allows "
+                                         "for a topic name",
+                                         kMaxTopicBytes));
+                ok = false;
+            }
+            if (ok) {
+                out.topic = std::move(*parsed);
+            }
+        }
+    }
+    if (auto key = r.string(routing, "key")) {
+        auto parsed = parseTemplate(*key);
+        if (!parsed) {
+            r.error(routing.find("key")->valuePos(), fmt::format("routing.key: {}", parsed.error()));
+        } else {
+            out.key = std::move(*parsed);
+        }
+    }
+}
+
+void readProperties(Reader& r, const Section& kafka, std::map<std::string, std::string>& out) {
+    const Section props = r.freeMap(kafka, "properties");
+    for (const auto& [name, field] : props.fields) {
+        const std::string path = joinPath(props.path, name);
+        if (!field.value.IsScalar()) {
+            r.error(field.valuePos(),
+                    fmt::format("{}: expected a scalar value (string, number or bool), got {}",
+                                path, describe(field.value)));
+            continue;
+        }
+        auto value = r.expand(field, path);
+        if (!value) {
+            continue;
+        }
+        const Pos pos = field.valuePos();
+        if (name == "bootstrap.servers" || name == "metadata.broker.list") {
+            r.error(field.key_pos, fmt::format("{}: set the brokers with sink.kafka.brokers "
+                                               "instead, and remove this property",
+                                               path));
+            continue;
+        }
+        if (name == "enable.idempotence" && toLower(*value) != "true") {
+            r.error(pos, fmt::format("{}: outboxd needs the idempotent producer; remove this "
+                                     "property or set it to true",
+                                     path));
+            continue;
+        }
+        if ((name == "acks" || name == "request.required.acks") && toLower(*value) != "all" &&
+            *value != "-1") {
+            r.error(pos, fmt::format("{}: outboxd needs acks=all so that no acknowledged event "
+                                     "is lost; remove this property or set it to all",
+                                     path));
+            continue;
+        }
+        out.emplace(name, std::move(*value));
+    }
+}
+
+void readKafka(Reader& r, const Section& root, KafkaConfig& out) {
+    const Section sink = r.child(root, "sink", kSinkKeys);
+    const Section kafka = r.child(sink, "kafka", kKafkaKeys);
+    if (kafka.find("brokers") == nullptr) {
+        r.missing(kafka, "brokers", "give the bootstrap brokers, e.g. brokers: \"kafka:9092\"");
+    } else if (auto brokers = r.string(kafka, "brokers")) {
+        const Pos pos = kafka.find("brokers")->valuePos();
+        bool ok = !trim(*brokers).empty();
+        std::string_view rest = *brokers;
+        while (ok) {
+            const auto comma = rest.find(',');
+            if (trim(rest.substr(0, comma)).empty()) {
+                ok = false;
+            }
+            if (comma == std::string_view::npos) {
+                break;
+            }
+            rest.remove_prefix(comma + 1);
+        }
+        if (!ok) {
+            r.error(pos, "sink.kafka.brokers: give a comma-separated list of host:port without "
+                         "empty entries, e.g. \"kafka-1:9092,kafka-2:9092\"");
+        } else {
+            out.brokers = std::move(*brokers);
+        }
+    }
+    readProperties(r, kafka, out.properties);
+    if (auto v = r.integer(kafka, "shutdown_timeout_ms", 0, 600000)) {
+        out.shutdown_timeout = std::chrono::milliseconds{*v};
+    }
+}
+
+// Empty when `listen` is acceptable, else what is wrong with it.
+std::optional<std::string> checkListen(std::string_view listen) {
+    if (listen.empty()) {
+        return std::nullopt;
+    }
+    std::string_view host;
+    std::string_view port;
+    if (listen.starts_with('[')) {
+        const auto close = listen.find(']');
+        if (close == std::string_view::npos || close + 1 >= listen.size() ||
+            listen[close + 1] != ':') {
+            return "an IPv6 address is written \"[addr]:port\", e.g. \"[::]:9898\"";
+        }
+        host = listen.substr(1, close - 1);
+        port = listen.substr(close + 2);
+        const bool hex = std::ranges::all_of(host, [](char c) {
+            return std::isxdigit(static_cast<unsigned char>(c)) != 0 || c == ':' || c == '.';
+        });
+        if (host.empty() || !hex) {
+            return "the address between brackets is not an IPv6 address";
+        }
+    } else {
+        const auto colon = listen.rfind(':');
+        if (colon == std::string_view::npos) {
+            return "expected \"host:port\", e.g. \"0.0.0.0:9898\", or \"\" to disable the endpoint";
+        }
+        host = listen.substr(0, colon);
+        port = listen.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) {
+            return "write an IPv6 address in brackets, e.g. \"[::]:9898\"";
+        }
+        const bool plain = std::ranges::all_of(host, [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
+                   c == '_';
+        });
+        if (host.empty() || !plain) {
+            return "the host must be a name or an address, e.g. \"0.0.0.0:9898\" for every "
+                   "interface";
+        }
+    }
+    const bool digits = !port.empty() && port.size() <= 5 &&
+                        std::ranges::all_of(port, [](char c) { return c >= '0' && c <= '9'; });
+    const auto number = digits ? parseInteger(port) : std::nullopt;
+    if (!number || *number < 1 || *number > 65535) {
+        return "the port must be a number from 1 to 65535";
+    }
+    return std::nullopt;
+}
+
+void readMetrics(Reader& r, const Section& root, MetricsConfig& out) {
+    const Section metrics = r.child(root, "metrics", kMetricsKeys);
+    if (auto listen = r.string(metrics, "listen")) {
+        if (auto problem = checkListen(*listen)) {
+            r.error(metrics.find("listen")->valuePos(),
+                    fmt::format("metrics.listen: '{}': {}", *listen, *problem));
+        } else {
+            out.listen = std::move(*listen);
+        }
+    }
+}
+
+template <typename E, std::size_t N>
+std::optional<E> readEnum(Reader& r, const Section& section, std::string_view name,
+                          const std::array<std::pair<std::string_view, E>, N>& choices) {
+    auto text = r.string(section, name);
+    if (!text) {
+        return std::nullopt;
+    }
+    for (const auto& [word, value] : choices) {
+        if (*text == word) {
+            return value;
+        }
+    }
+    std::array<std::string_view, N> words{};
+    std::ranges::transform(choices, words.begin(), [](const auto& c) { return c.first; });
+    std::string message = fmt::format("{}: invalid value '{}'; use one of {}",
+                                      joinPath(section.path, name), *text, joinNames(words));
+    if (const auto suggestion = closest(*text, words)) {
+        message += fmt::format(" (did you mean '{}'?)", *suggestion);
+    }
+    r.error(section.find(name)->valuePos(), std::move(message));
+    return std::nullopt;
+}
+
+void readLog(Reader& r, const Section& root, LogConfig& out) {
+    static constexpr std::array<std::pair<std::string_view, LogLevel>, 5> kLevels{{
+        {"trace", LogLevel::Trace},
+        {"debug", LogLevel::Debug},
+        {"info", LogLevel::Info},
+        {"warn", LogLevel::Warn},
+        {"error", LogLevel::Error},
+    }};
+    static constexpr std::array<std::pair<std::string_view, LogFormat>, 2> kFormats{{
+        {"text", LogFormat::Text},
+        {"json", LogFormat::Json},
+    }};
+    const Section log = r.child(root, "log", kLogKeys);
+    if (auto level = readEnum(r, log, "level", kLevels)) {
+        out.level = *level;
+    }
+    if (auto format = readEnum(r, log, "format", kFormats)) {
+        out.format = *format;
+    }
+}
+
+Config defaultConfig() {
+    Config config;
+    config.routing.topic = *parseTemplate(kDefaultTopic);
+    config.routing.key = *parseTemplate(kDefaultKey);
+    return config;
+}
+
+std::expected<Config, std::vector<ConfigError>> parseDocument(Reader& r, const YAML::Node& doc) {
+    Config config = defaultConfig();
+    const Section root = r.root(doc, kRootKeys);
+    const Section source = r.child(root, "source", kSourceKeys);
+    readPostgres(r, source, config.postgres);
+    const Section outbox = r.child(source, "outbox", kOutboxKeys);
+    readTables(r, outbox, config.outbox.tables);
+    readColumns(r, outbox, config.outbox.columns);
+    readRouting(r, root, config.routing);
+    readKafka(r, root, config.kafka);
+    readMetrics(r, root, config.metrics);
+    readLog(r, root, config.log);
+    if (!r.ok()) {
+        return std::unexpected(r.takeErrors());
+    }
+    return config;
+}
+
+}  // namespace
+
+std::string ConfigError::toString() const {
+    if (line <= 0) {
+        return fmt::format("{}: {}", file, message);
+    }
+    if (column <= 0) {
+        return fmt::format("{}:{}: {}", file, line, message);
+    }
+    return fmt::format("{}:{}:{}: {}", file, line, column, message);
+}
+
+EnvLookup processEnv() {
+    return [](std::string_view name) -> std::optional<std::string> {
+        const std::string key(name);
+        const char* value = std::getenv(key.c_str());
+        if (value == nullptr) {
+            return std::nullopt;
+        }
+        return std::string(value);
+    };
+}
+
+bool isSecretKey(std::string_view name) {
+    const std::string lowered = toLower(name);
+    static constexpr std::array<std::string_view, 5> kWords{"password", "secret", "key", "token",
+                                                            "credential"};
+    return lowered == "dsn" || lowered.ends_with(".dsn") ||
+           std::ranges::any_of(kWords, [&](std::string_view w) {
+               return lowered.find(w) != std::string::npos;
+           });
+}
+
+std::expected<std::string, std::string> expandEnv(std::string_view text, const EnvLookup& env) {
+    std::string out;
+    out.reserve(text.size());
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const char c = text[i];
+        if (c != '$' || i + 1 >= text.size() || (text[i + 1] != '$' && text[i + 1] != '{')) {
+            out += c;
+            ++i;
+            continue;
+        }
+        if (text[i + 1] == '$') {
+            out += '$';
+            i += 2;
+            continue;
+        }
+        const auto close = text.find('}', i + 2);
+        if (close == std::string_view::npos) {
+            return std::unexpected(
+                std::string("unterminated '${': close it with '}', or write '$$' for a literal '$'"));
+        }
+        const std::string_view inner = text.substr(i + 2, close - i - 2);
+        const auto sep = inner.find(":-");
+        const std::string_view name = inner.substr(0, sep);
+        if (!isIdentifier(name)) {
+            return std::unexpected(fmt::format(
+                "'${{{}}}' is not a variable reference: a name is letters, digits and '_', not "
+                "starting with a digit; write '$$' for a literal '$'",
+                sep == std::string_view::npos ? std::string_view("...") : name));
+        }
+        std::optional<std::string> value;
+        if (env) {
+            value = env(name);
+        }
+        if (sep != std::string_view::npos) {
+            if (!value || value->empty()) {
+                value = std::string(inner.substr(sep + 2));
+            }
+        } else if (!value) {
+            return std::unexpected(
+                fmt::format("environment variable '{}' is not set; export it, or give a default "
+                            "with ${{{}:-default}}",
+                            name, name));
+        }
+        out += *value;
+        i = close + 1;
+    }
+    return out;
+}
+
+std::expected<Template, std::string> parseTemplate(std::string_view text) {
+    Template result;
+    result.source = std::string(text);
+    std::string literal;
+    const auto flush = [&] {
+        if (!literal.empty()) {
+            result.parts.push_back(Template::Part{false, std::move(literal)});
+            literal.clear();
+        }
+    };
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const char c = text[i];
+        if (c == '{' && i + 1 < text.size() && text[i + 1] == '{') {
+            literal += '{';
+            i += 2;
+            continue;
+        }
+        if (c == '}') {
+            if (i + 1 < text.size() && text[i + 1] == '}') {
+                literal += '}';
+                i += 2;
+                continue;
+            }
+            return std::unexpected(fmt::format(
+                "unmatched '}}' at character {}; write '}}}}' for a literal brace", i + 1));
+        }
+        if (c != '{') {
+            literal += c;
+            ++i;
+            continue;
+        }
+        const auto close = text.find_first_of("{}", i + 1);
+        if (close == std::string_view::npos || text[close] == '{') {
+            return std::unexpected(fmt::format(
+                "unmatched '{{' at character {}; close the placeholder with '}}', or write '{{{{' "
+                "for a literal brace",
+                i + 1));
+        }
+        const std::string_view name = text.substr(i + 1, close - i - 1);
+        if (name.empty()) {
+            return std::unexpected(fmt::format(
+                "empty placeholder '{{}}' at character {}; put a column name between the braces",
+                i + 1));
+        }
+        if (!isIdentifier(name) || name.size() > kMaxIdentifierBytes) {
+            return std::unexpected(fmt::format(
+                "placeholder at character {} is not a column name; use letters, digits and '_', "
+                "not starting with a digit",
+                i + 1));
+        }
+        flush();
+        result.parts.push_back(Template::Part{true, std::string(name)});
+        i = close + 1;
+    }
+    flush();
+    return result;
+}
+
+std::expected<Config, std::vector<ConfigError>> parseConfig(std::string_view yaml,
+                                                            std::string_view file,
+                                                            const EnvLookup& env) {
+    Reader reader(file, env);
+    try {
+        const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
+        if (docs.empty()) {
+            reader.error(Pos{},
+                         "the configuration is empty; it needs at least source.postgres.dsn and "
+                         "sink.kafka.brokers");
+            return std::unexpected(reader.takeErrors());
+        }
+        if (docs.size() > 1) {
+            reader.error(toPos(docs[1].Mark()),
+                         "a second YAML document starts here; the configuration is one document, "
+                         "remove the '---' separator");
+        }
+        return parseDocument(reader, docs.front());
+    } catch (const YAML::Exception& e) {
+        reader.error(toPos(e.mark), fmt::format("invalid YAML: {}", e.msg));
+    } catch (const std::exception& e) {
+        reader.error(Pos{}, fmt::format("cannot read the configuration: {}", e.what()));
+    }
+    return std::unexpected(reader.takeErrors());
+}
+
+std::expected<Config, std::vector<ConfigError>> loadConfig(const std::string& path,
+                                                           const EnvLookup& env) {
+    const auto fail = [&](int err) {
+        return std::unexpected(std::vector<ConfigError>{ConfigError{
+            path, 0, 0,
+            fmt::format("cannot read the configuration file: {}; check the path given with "
+                        "--config or OUTBOXD_CONFIG",
+                        std::strerror(err))}});
+    };
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+        return fail(errno);
+    }
+    std::string text;
+    std::array<char, 8192> buffer{};
+    while (true) {
+        const std::size_t n = std::fread(buffer.data(), 1, buffer.size(), f);
+        text.append(buffer.data(), n);
+        if (n < buffer.size()) {
+            break;
+        }
+    }
+    const int read_errno = std::ferror(f) != 0 ? errno : 0;
+    std::fclose(f);
+    if (read_errno != 0) {
+        return fail(read_errno);
+    }
+    return parseConfig(text, path, env);
+}
+
+}  // namespace outboxd::config

@@ -1,0 +1,347 @@
+#include "outbox/router.h"
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "outboxd/v1/event.pb.h"
+
+namespace outboxd::outbox {
+
+namespace {
+
+int hexDigit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+std::string_view contentTypeFor(std::uint32_t type_oid) {
+    switch (type_oid) {
+        case oid::kJson:
+        case oid::kJsonb:
+            return "application/json";
+        case oid::kBytea:
+            return "application/octet-stream";
+        default:
+            return "text/plain; charset=utf-8";
+    }
+}
+
+// Kafka's rule for topic names: 1 to 249 of [a-zA-Z0-9._-], not "." or "..".
+bool validTopic(std::string_view topic) {
+    if (topic.empty() || topic.size() > 249 || topic == "." || topic == "..") return false;
+    return std::ranges::all_of(topic, [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+               c == '_' || c == '-';
+    });
+}
+
+void setTimestamp(google::protobuf::Timestamp* ts, std::int64_t unix_micros) {
+    std::int64_t seconds = unix_micros / 1'000'000;
+    std::int64_t micros = unix_micros % 1'000'000;
+    if (micros < 0) {
+        micros += 1'000'000;
+        seconds -= 1;
+    }
+    ts->set_seconds(seconds);
+    ts->set_nanos(static_cast<std::int32_t>(micros * 1000));
+}
+
+template <typename T>
+bool readInt(std::string_view& s, std::size_t digits, T& out) {
+    if (s.size() < digits) return false;
+    auto r = std::from_chars(s.data(), s.data() + digits, out);
+    if (r.ec != std::errc{} || r.ptr != s.data() + digits) return false;
+    s.remove_prefix(digits);
+    return true;
+}
+
+bool expect(std::string_view& s, char c) {
+    if (s.empty() || s.front() != c) return false;
+    s.remove_prefix(1);
+    return true;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil algorithm).
+std::int64_t daysFromCivil(std::int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2 ? 1 : 0;
+    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const auto yoe = static_cast<unsigned>(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+// Renders a "{column}" template from a row; sets any_null when a referenced column is NULL.
+void renderTemplate(const config::Template& tmpl, const std::vector<int>& columns,
+                    const cdc::pgoutput::Tuple& tuple, std::string& out, bool& any_null) {
+    out.clear();
+    any_null = false;
+    for (std::size_t i = 0; i < tmpl.parts.size(); ++i) {
+        const auto& part = tmpl.parts[i];
+        if (!part.is_column) {
+            out.append(part.text);
+            continue;
+        }
+        const auto& value = tuple[static_cast<std::size_t>(columns[i])];
+        if (value.kind == cdc::pgoutput::ValueKind::Null || value.kind == cdc::pgoutput::ValueKind::UnchangedToast) {
+            any_null = true;
+            continue;
+        }
+        out.append(value.data);
+    }
+}
+
+}  // namespace
+
+std::expected<std::string, std::string> decodeByteaHex(std::string_view text) {
+    if (text.size() < 2 || text[0] != '\\' || text[1] != 'x') {
+        return std::unexpected("bytea value is not in hex format (expected \\x...)");
+    }
+    text.remove_prefix(2);
+    if (text.size() % 2 != 0) {
+        return std::unexpected("bytea hex value has an odd number of digits");
+    }
+    std::string out;
+    out.resize(text.size() / 2);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        int hi = hexDigit(text[2 * i]);
+        int lo = hexDigit(text[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return std::unexpected(fmt::format("bytea hex value has a non-hex digit at {}", 2 * i + 2));
+        }
+        out[i] = static_cast<char>((hi << 4) | lo);
+    }
+    return out;
+}
+
+std::expected<std::int64_t, std::string> parseTimestamp(std::string_view text) {
+    std::string_view s = text;
+    int year = 0;
+    unsigned month = 0;
+    unsigned day = 0;
+    int hour = 0;
+    int minute = 0;
+    int second = 0;
+    auto bad = [&] { return std::unexpected(fmt::format("'{}' is not an ISO timestamp", text)); };
+    if (!readInt(s, 4, year) || !expect(s, '-') || !readInt(s, 2, month) || !expect(s, '-') ||
+        !readInt(s, 2, day) || !(expect(s, ' ') || expect(s, 'T')) || !readInt(s, 2, hour) ||
+        !expect(s, ':') || !readInt(s, 2, minute) || !expect(s, ':') || !readInt(s, 2, second)) {
+        return bad();
+    }
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+        return bad();
+    }
+    std::int64_t micros = 0;
+    if (!s.empty() && s.front() == '.') {
+        s.remove_prefix(1);
+        int digits = 0;
+        while (!s.empty() && s.front() >= '0' && s.front() <= '9') {
+            if (digits < 6) {
+                micros = micros * 10 + (s.front() - '0');
+            }
+            ++digits;
+            s.remove_prefix(1);
+        }
+        if (digits == 0) return bad();
+        for (int i = digits; i < 6; ++i) micros *= 10;
+    }
+    std::int64_t offset_seconds = 0;
+    if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
+        int sign = s.front() == '-' ? -1 : 1;
+        s.remove_prefix(1);
+        int oh = 0;
+        int om = 0;
+        int os = 0;
+        if (!readInt(s, 2, oh)) return bad();
+        if (expect(s, ':') && !readInt(s, 2, om)) return bad();
+        if (expect(s, ':') && !readInt(s, 2, os)) return bad();
+        offset_seconds = sign * (oh * 3600 + om * 60 + os);
+    } else if (!s.empty() && s.front() == 'Z') {
+        s.remove_prefix(1);
+    }
+    if (!s.empty()) return bad();
+    std::int64_t days = daysFromCivil(year, month, day);
+    std::int64_t seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    return seconds * 1'000'000 + micros;
+}
+
+Router::Router(const config::Config& config) : config_(config) {}
+
+std::expected<bool, Error> Router::onRelation(const cdc::pgoutput::Relation& relation) {
+    const auto& tables = config_.outbox.tables;
+    bool configured = std::ranges::any_of(tables, [&](const config::TableName& t) {
+        return t.schema == relation.schema && t.name == relation.name;
+    });
+    if (!configured) {
+        relations_.erase(relation.id.value);
+        return false;
+    }
+    auto indexOf = [&](std::string_view name) -> int {
+        for (std::size_t i = 0; i < relation.columns.size(); ++i) {
+            if (relation.columns[i].name == name) return static_cast<int>(i);
+        }
+        return -1;
+    };
+    auto missing = [&](std::string_view key, std::string_view column) {
+        return std::unexpected(Error{
+            ErrorKind::MappedColumnMissing,
+            fmt::format("outbox table {}.{} has no column '{}' (configured as source.outbox.{}); add the column "
+                        "or change the configuration, then restart. Nothing of this table was published past "
+                        "the last confirmed LSN",
+                        relation.schema, relation.name, column, key)});
+    };
+    const auto& cols = config_.outbox.columns;
+    Resolved r;
+    r.schema = relation.schema;
+    r.table = relation.name;
+    r.column_count = relation.columns.size();
+    struct Want {
+        std::string_view key;
+        const std::string& column;
+        int* slot;
+    };
+    Want wants[] = {{"columns.id", cols.id, &r.id},
+                    {"columns.aggregate_type", cols.aggregate_type, &r.aggregate_type},
+                    {"columns.aggregate_id", cols.aggregate_id, &r.aggregate_id},
+                    {"columns.type", cols.type, &r.type},
+                    {"columns.payload", cols.payload, &r.payload}};
+    for (auto& w : wants) {
+        *w.slot = indexOf(w.column);
+        if (*w.slot < 0) return missing(w.key, w.column);
+    }
+    r.payload_type = relation.columns[static_cast<std::size_t>(r.payload)].type_oid;
+    if (!cols.timestamp.empty()) {
+        r.timestamp = indexOf(cols.timestamp);
+        if (r.timestamp < 0) return missing("columns.timestamp", cols.timestamp);
+        r.timestamp_type = relation.columns[static_cast<std::size_t>(r.timestamp)].type_oid;
+    }
+    auto resolveTemplate = [&](const config::Template& tmpl, std::string_view key,
+                               std::vector<int>& out) -> std::expected<void, Error> {
+        out.clear();
+        for (const auto& part : tmpl.parts) {
+            if (!part.is_column) {
+                out.push_back(-1);
+                continue;
+            }
+            int idx = indexOf(part.text);
+            if (idx < 0) {
+                return std::unexpected(Error{
+                    ErrorKind::MappedColumnMissing,
+                    fmt::format("routing.{} '{}' names column '{}', which outbox table {}.{} does not have; fix the "
+                                "template or add the column, then restart",
+                                key, tmpl.source, part.text, relation.schema, relation.name)});
+            }
+            out.push_back(idx);
+        }
+        return {};
+    };
+    if (auto ok = resolveTemplate(config_.routing.topic, "topic", r.topic_columns); !ok) {
+        return std::unexpected(ok.error());
+    }
+    if (auto ok = resolveTemplate(config_.routing.key, "key", r.key_columns); !ok) {
+        return std::unexpected(ok.error());
+    }
+    relations_[relation.id.value] = std::move(r);
+    return true;
+}
+
+std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, const ChangeContext& ctx,
+                                         OutboxEvent& out) {
+    auto it = relations_.find(insert.relation.value);
+    if (it == relations_.end()) {
+        return std::unexpected(Error{ErrorKind::Decode,
+                                     fmt::format("insert at {} for relation {} that is not a known outbox table",
+                                                 ctx.lsn, insert.relation.value)});
+    }
+    const Resolved& rel = it->second;
+    const auto& tuple = insert.new_tuple;
+    if (tuple.size() != rel.column_count) {
+        return std::unexpected(Error{ErrorKind::Decode,
+                                     fmt::format("insert at {} into {}.{} has {} columns, its relation has {}", ctx.lsn,
+                                                 rel.schema, rel.table, tuple.size(), rel.column_count)});
+    }
+    auto text = [&](int idx) -> const cdc::pgoutput::Value& { return tuple[static_cast<std::size_t>(idx)]; };
+    auto isNull = [](const cdc::pgoutput::Value& v) {
+        return v.kind == cdc::pgoutput::ValueKind::Null || v.kind == cdc::pgoutput::ValueKind::UnchangedToast;
+    };
+    auto invalid = [&](std::string message) {
+        return std::unexpected(Error{ErrorKind::InvalidRow,
+                                     fmt::format("outbox row at {} (xid {}) in {}.{}: {}", ctx.lsn, ctx.xid.value,
+                                                 rel.schema, rel.table, message)});
+    };
+
+    const auto& id = text(rel.id);
+    if (isNull(id)) {
+        return invalid(fmt::format("column '{}' (the event id) is NULL", config_.outbox.columns.id));
+    }
+    out.id.assign(id.data);
+    const auto& type = text(rel.type);
+    out.type.assign(isNull(type) ? std::string_view{} : type.data);
+    const auto& agg_type = text(rel.aggregate_type);
+    out.aggregate_type.assign(isNull(agg_type) ? std::string_view{} : agg_type.data);
+    out.content_type.assign(contentTypeFor(rel.payload_type));
+
+    bool topic_null = false;
+    renderTemplate(config_.routing.topic, rel.topic_columns, tuple, out.topic, topic_null);
+    if (topic_null) {
+        return invalid(fmt::format("routing.topic '{}' uses a column that is NULL in this row",
+                                   config_.routing.topic.source));
+    }
+    if (!validTopic(out.topic)) {
+        return invalid(fmt::format("routing.topic renders '{}', which is not a valid Kafka topic name (1 to 249 of "
+                                   "a-z A-Z 0-9 . _ -)",
+                                   out.topic));
+    }
+    bool key_null = false;
+    renderTemplate(config_.routing.key, rel.key_columns, tuple, out.key, key_null);
+    out.key_is_null = key_null && out.key.empty();
+
+    outboxd::v1::Event event;
+    event.set_id(out.id);
+    event.set_aggregate_type(out.aggregate_type);
+    const auto& agg_id = text(rel.aggregate_id);
+    if (!isNull(agg_id)) event.set_aggregate_id(std::string(agg_id.data));
+    event.set_type(out.type);
+    const auto& payload = text(rel.payload);
+    if (!isNull(payload)) {
+        if (rel.payload_type == oid::kBytea && payload.kind == cdc::pgoutput::ValueKind::Text) {
+            auto raw = decodeByteaHex(payload.data);
+            if (!raw) return invalid(fmt::format("payload: {}", raw.error()));
+            event.set_payload(std::move(*raw));
+        } else {
+            event.set_payload(std::string(payload.data));
+        }
+    }
+    event.set_content_type(out.content_type);
+
+    std::int64_t occurred = ctx.commit_time.unixMicros();
+    if (rel.timestamp >= 0 && !isNull(text(rel.timestamp))) {
+        auto parsed = parseTimestamp(text(rel.timestamp).data);
+        if (!parsed) {
+            return invalid(fmt::format("column '{}': {}", config_.outbox.columns.timestamp, parsed.error()));
+        }
+        occurred = *parsed;
+    }
+    setTimestamp(event.mutable_occurred_at(), occurred);
+
+    auto* source = event.mutable_source();
+    source->set_lsn(ctx.lsn.value());
+    source->set_commit_lsn(ctx.commit_lsn.value());
+    source->set_xid(ctx.xid.value);
+    setTimestamp(source->mutable_commit_time(), ctx.commit_time.unixMicros());
+    source->set_schema(rel.schema);
+    source->set_table(rel.table);
+
+    out.value.clear();
+    if (!event.SerializeToString(&out.value)) {
+        return invalid("the event could not be serialized");
+    }
+    return {};
+}
+
+}  // namespace outboxd::outbox

@@ -1,0 +1,98 @@
+#pragma once
+// Turns an outbox row into the Kafka record outboxd publishes: topic, key, headers and the
+// serialized outboxd.v1.Event value.
+//
+// Owns, for each outbox relation seen, where the configured columns sit in its rows (resolved
+// by name whenever a Relation message arrives, so ALTER TABLE does not confuse it). Pure: no
+// I/O. Used by the relay's event-loop thread only.
+
+#include <cstdint>
+#include <expected>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "cdc/lsn.h"
+#include "cdc/pgoutput/messages.h"
+#include "common/error.h"
+#include "config/config.h"
+
+namespace outboxd::outbox {
+
+// Where the row came from, from the transaction's Begin and the XLogData of the change.
+struct ChangeContext {
+    cdc::Lsn lsn;
+    cdc::Lsn commit_lsn;
+    cdc::Xid xid;
+    cdc::PgTimestamp commit_time;
+};
+
+struct OutboxEvent {
+    std::string topic;
+    std::string key;
+    bool key_is_null = false;
+    std::string value;  // serialized outboxd.v1.Event
+    std::string id;
+    std::string type;
+    std::string aggregate_type;
+    std::string content_type;
+};
+
+// PostgreSQL type OIDs the router treats specially (pg_type.dat).
+namespace oid {
+inline constexpr std::uint32_t kBytea = 17;
+inline constexpr std::uint32_t kText = 25;
+inline constexpr std::uint32_t kJson = 114;
+inline constexpr std::uint32_t kBpchar = 1042;
+inline constexpr std::uint32_t kVarchar = 1043;
+inline constexpr std::uint32_t kTimestamp = 1114;
+inline constexpr std::uint32_t kTimestamptz = 1184;
+inline constexpr std::uint32_t kJsonb = 3802;
+}  // namespace oid
+
+// "\x0a0b" (bytea hex output) -> raw bytes. Fails on odd length or a non-hex digit.
+[[nodiscard]] std::expected<std::string, std::string> decodeByteaHex(std::string_view text);
+
+// PostgreSQL's ISO text output of timestamp/timestamptz ("2026-11-27 02:25:29.5+00") to Unix
+// microseconds. A value without an offset is taken as UTC.
+[[nodiscard]] std::expected<std::int64_t, std::string> parseTimestamp(std::string_view text);
+
+class Router {
+public:
+    explicit Router(const config::Config& config);
+
+    // A Relation message arrived. Returns true when it is one of the configured outbox tables,
+    // after resolving its columns; an error when a configured column is missing.
+    [[nodiscard]] std::expected<bool, Error> onRelation(const cdc::pgoutput::Relation& relation);
+
+    [[nodiscard]] bool isOutbox(cdc::pgoutput::RelationId id) const {
+        return relations_.contains(id.value);
+    }
+
+    // Builds the record for one inserted outbox row into `out` (its buffers are reused).
+    [[nodiscard]] std::expected<void, Error> route(const cdc::pgoutput::Insert& insert,
+                                                   const ChangeContext& ctx, OutboxEvent& out);
+
+private:
+    struct Resolved {
+        std::string schema;
+        std::string table;
+        int id = -1;
+        int aggregate_type = -1;
+        int aggregate_id = -1;
+        int type = -1;
+        int payload = -1;
+        int timestamp = -1;
+        std::uint32_t payload_type = 0;
+        std::uint32_t timestamp_type = 0;
+        std::vector<int> topic_columns;  // per template part, -1 for literal text
+        std::vector<int> key_columns;
+        std::size_t column_count = 0;
+    };
+
+    const config::Config& config_;
+    std::unordered_map<std::uint32_t, Resolved> relations_;
+};
+
+}  // namespace outboxd::outbox

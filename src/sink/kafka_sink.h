@@ -1,0 +1,46 @@
+#pragma once
+// The Kafka producer: the only code that includes librdkafka.
+//
+// Owns one rd_kafka_t, configured for no loss (enable.idempotence=true, acks=all) and for the
+// Java client's partitioning (murmur2_random), with the user's properties passed through.
+// Delivery reports are served on the caller's thread by poll(); a pipe becomes readable when
+// some are waiting so the relay can wait on it beside the replication socket.
+// Lifecycle: created per replication session; destroying it purges what is still queued (the
+// next session re-sends from the last confirmed LSN). Single-threaded use.
+
+#include <memory>
+
+#include "config/config.h"
+#include "sink/sink.h"
+
+namespace outboxd::sink {
+
+class KafkaSink final : public Sink {
+public:
+    [[nodiscard]] static std::expected<std::unique_ptr<KafkaSink>, Error> create(const config::KafkaConfig& config);
+    ~KafkaSink() override;
+
+    KafkaSink(const KafkaSink&) = delete;
+    KafkaSink& operator=(const KafkaSink&) = delete;
+
+    [[nodiscard]] std::expected<ProduceStatus, Error> produce(const outbox::OutboxEvent& event,
+                                                              std::uint64_t token) override;
+    [[nodiscard]] std::expected<void, Error> poll(std::chrono::milliseconds timeout,
+                                                  std::vector<Delivery>& out) override;
+    [[nodiscard]] std::size_t inFlight() const override;
+    [[nodiscard]] int eventFd() const override;
+
+    struct Impl;
+
+private:
+    explicit KafkaSink(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// The librdkafka properties outboxd sets before the user's (documented in docs/configuration.md).
+[[nodiscard]] std::vector<std::pair<std::string, std::string>> defaultProducerProperties();
+
+// True when a librdkafka property's value must never be logged.
+[[nodiscard]] bool isSecretProperty(std::string_view name);
+
+}  // namespace outboxd::sink

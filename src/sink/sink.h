@@ -1,0 +1,50 @@
+#pragma once
+// What the relay needs from a destination: hand it records, learn which were acknowledged.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "outbox/router.h"
+
+namespace outboxd::sink {
+
+// One acknowledgement (or failure) of a record, tagged with the token given to produce().
+struct Delivery {
+    std::uint64_t token = 0;
+    bool ok = false;
+    std::string topic;
+    std::size_t bytes = 0;
+    std::string error;  // when !ok
+};
+
+enum class ProduceStatus {
+    Queued,     // accepted; a Delivery will follow
+    QueueFull,  // try again after deliveries drained (backpressure)
+};
+
+class Sink {
+public:
+    virtual ~Sink() = default;
+
+    // Hands one record over. Errors are definite refusals (invalid topic, message too large).
+    [[nodiscard]] virtual std::expected<ProduceStatus, Error> produce(const outbox::OutboxEvent& event,
+                                                                      std::uint64_t token) = 0;
+
+    // Serves delivery reports, waiting up to `timeout` for one; appends them to `out`.
+    // Fails when the producer hit a fatal error.
+    [[nodiscard]] virtual std::expected<void, Error> poll(std::chrono::milliseconds timeout,
+                                                          std::vector<Delivery>& out) = 0;
+
+    // Records produced whose delivery report has not been served yet.
+    [[nodiscard]] virtual std::size_t inFlight() const = 0;
+
+    // A file descriptor that becomes readable when delivery reports are waiting, or -1.
+    [[nodiscard]] virtual int eventFd() const { return -1; }
+};
+
+}  // namespace outboxd::sink

@@ -1,0 +1,244 @@
+#include <catch2/catch.hpp>
+
+#include "outbox/router.h"
+#include "outboxd/v1/event.pb.h"
+
+using namespace outboxd;
+using cdc::pgoutput::Column;
+using cdc::pgoutput::Insert;
+using cdc::pgoutput::Relation;
+using cdc::pgoutput::RelationId;
+using cdc::pgoutput::Value;
+using cdc::pgoutput::ValueKind;
+
+namespace {
+
+config::Template tmpl(std::vector<config::Template::Part> parts, std::string source) {
+    config::Template t;
+    t.source = std::move(source);
+    t.parts = std::move(parts);
+    return t;
+}
+
+config::Config defaultConfig() {
+    config::Config c;
+    c.routing.topic = tmpl({{false, "outbox.event."}, {true, "aggregatetype"}}, "outbox.event.{aggregatetype}");
+    c.routing.key = tmpl({{true, "aggregateid"}}, "{aggregateid}");
+    return c;
+}
+
+Relation outboxRelation(std::uint32_t id = 16384, std::uint32_t payload_oid = outbox::oid::kJsonb) {
+    Relation r;
+    r.id = RelationId{id};
+    r.schema = "public";
+    r.name = "outbox";
+    r.columns = {Column{1, "id", 2950, -1},           Column{0, "aggregatetype", 25, -1},
+                 Column{0, "aggregateid", 25, -1},    Column{0, "type", 25, -1},
+                 Column{0, "payload", payload_oid, -1}};
+    return r;
+}
+
+Value text(std::string_view s) { return Value{ValueKind::Text, s}; }
+
+Insert row(std::uint32_t rel, std::string_view payload = R"({"name": "ana"})") {
+    Insert ins;
+    ins.relation = RelationId{rel};
+    ins.new_tuple = {text("5b1a0c4e-9f51-4c3b-8a3e-0b7c2d1e6f70"), text("user"), text("42"), text("UserRegistered"),
+                     text(payload)};
+    return ins;
+}
+
+outbox::ChangeContext ctx() {
+    outbox::ChangeContext c;
+    c.lsn = cdc::Lsn{0x1000};
+    c.commit_lsn = cdc::Lsn{0x2000};
+    c.xid = cdc::Xid{777};
+    c.commit_time = cdc::PgTimestamp::fromUnixMicros(1'700'000'000'123'456);
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("an outbox row becomes an event with Debezium's default topic, key and headers", "[router]") {
+    auto config = defaultConfig();
+    outbox::Router router(config);
+    auto known = router.onRelation(outboxRelation());
+    REQUIRE(known);
+    REQUIRE(*known);
+    outbox::OutboxEvent ev;
+    REQUIRE(router.route(row(16384), ctx(), ev));
+    CHECK(ev.topic == "outbox.event.user");
+    CHECK(ev.key == "42");
+    CHECK_FALSE(ev.key_is_null);
+    CHECK(ev.id == "5b1a0c4e-9f51-4c3b-8a3e-0b7c2d1e6f70");
+    CHECK(ev.type == "UserRegistered");
+    CHECK(ev.aggregate_type == "user");
+    CHECK(ev.content_type == "application/json");
+
+    outboxd::v1::Event decoded;
+    REQUIRE(decoded.ParseFromString(ev.value));
+    CHECK(decoded.id() == ev.id);
+    CHECK(decoded.aggregate_type() == "user");
+    CHECK(decoded.aggregate_id() == "42");
+    CHECK(decoded.type() == "UserRegistered");
+    CHECK(decoded.payload() == R"({"name": "ana"})");
+    CHECK(decoded.content_type() == "application/json");
+    CHECK(decoded.occurred_at().seconds() == 1'700'000'000);
+    CHECK(decoded.occurred_at().nanos() == 123'456'000);
+    CHECK(decoded.source().lsn() == 0x1000);
+    CHECK(decoded.source().commit_lsn() == 0x2000);
+    CHECK(decoded.source().xid() == 777);
+    CHECK(decoded.source().commit_time().seconds() == 1'700'000'000);
+    CHECK(decoded.source().schema() == "public");
+    CHECK(decoded.source().table() == "outbox");
+}
+
+TEST_CASE("tables not configured are not outbox tables", "[router]") {
+    auto config = defaultConfig();
+    outbox::Router router(config);
+    auto rel = outboxRelation(99);
+    rel.name = "users";
+    auto known = router.onRelation(rel);
+    REQUIRE(known);
+    CHECK_FALSE(*known);
+    CHECK_FALSE(router.isOutbox(RelationId{99}));
+}
+
+TEST_CASE("columns are found by name after the relation changes", "[router]") {
+    auto config = defaultConfig();
+    outbox::Router router(config);
+    auto rel = outboxRelation();
+    REQUIRE(router.onRelation(rel));
+    // ALTER TABLE: a column added in front changes positions.
+    rel.columns.insert(rel.columns.begin(), Column{0, "tenant", 25, -1});
+    REQUIRE(router.onRelation(rel));
+    Insert ins = row(16384);
+    ins.new_tuple.insert(ins.new_tuple.begin(), text("acme"));
+    outbox::OutboxEvent ev;
+    REQUIRE(router.route(ins, ctx(), ev));
+    CHECK(ev.topic == "outbox.event.user");
+    CHECK(ev.key == "42");
+}
+
+TEST_CASE("a mapped column missing from the table is an error naming column and table", "[router]") {
+    auto config = defaultConfig();
+    outbox::Router router(config);
+    auto rel = outboxRelation();
+    rel.columns.erase(rel.columns.begin() + 3);  // drop "type"
+    auto known = router.onRelation(rel);
+    REQUIRE_FALSE(known);
+    CHECK(known.error().kind == ErrorKind::MappedColumnMissing);
+    CHECK_THAT(known.error().message, Catch::Contains("'type'") && Catch::Contains("public.outbox"));
+}
+
+TEST_CASE("a template column missing from the table is an error", "[router]") {
+    auto config = defaultConfig();
+    config.routing.topic = tmpl({{true, "region"}}, "{region}");
+    outbox::Router router(config);
+    auto known = router.onRelation(outboxRelation());
+    REQUIRE_FALSE(known);
+    CHECK_THAT(known.error().message, Catch::Contains("region"));
+}
+
+TEST_CASE("bytea payloads are published as raw bytes", "[router]") {
+    auto config = defaultConfig();
+    outbox::Router router(config);
+    REQUIRE(router.onRelation(outboxRelation(16384, outbox::oid::kBytea)));
+    outbox::OutboxEvent ev;
+    REQUIRE(router.route(row(16384, "\\x00ff10"), ctx(), ev));
+    outboxd::v1::Event decoded;
+    REQUIRE(decoded.ParseFromString(ev.value));
+    CHECK(decoded.payload() == std::string("\x00\xff\x10", 3));
+    CHECK(ev.content_type == "application/octet-stream");
+}
+
+TEST_CASE("text payloads are text/plain", "[router]") {
+    auto config = defaultConfig();
+    outbox::Router router(config);
+    REQUIRE(router.onRelation(outboxRelation(16384, outbox::oid::kText)));
+    outbox::OutboxEvent ev;
+    REQUIRE(router.route(row(16384, "hello"), ctx(), ev));
+    CHECK(ev.content_type == "text/plain; charset=utf-8");
+}
+
+TEST_CASE("rows that cannot become events are errors with the LSN", "[router]") {
+    auto config = defaultConfig();
+    outbox::Router router(config);
+    REQUIRE(router.onRelation(outboxRelation()));
+    outbox::OutboxEvent ev;
+    SECTION("NULL id") {
+        auto ins = row(16384);
+        ins.new_tuple[0] = Value{ValueKind::Null, {}};
+        auto r = router.route(ins, ctx(), ev);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::InvalidRow);
+        CHECK_THAT(r.error().message, Catch::Contains("0/1000") && Catch::Contains("'id'"));
+    }
+    SECTION("NULL in the topic template") {
+        auto ins = row(16384);
+        ins.new_tuple[1] = Value{ValueKind::Null, {}};
+        auto r = router.route(ins, ctx(), ev);
+        REQUIRE_FALSE(r);
+        CHECK_THAT(r.error().message, Catch::Contains("NULL"));
+    }
+    SECTION("a topic Kafka would refuse") {
+        auto ins = row(16384);
+        ins.new_tuple[1] = text("user accounts/v1");
+        auto r = router.route(ins, ctx(), ev);
+        REQUIRE_FALSE(r);
+        CHECK_THAT(r.error().message, Catch::Contains("not a valid Kafka topic"));
+    }
+    SECTION("bad bytea") {
+        REQUIRE(router.onRelation(outboxRelation(16384, outbox::oid::kBytea)));
+        auto r = router.route(row(16384, "\\x0"), ctx(), ev);
+        REQUIRE_FALSE(r);
+    }
+}
+
+TEST_CASE("a NULL aggregate id gives a null key", "[router]") {
+    auto config = defaultConfig();
+    outbox::Router router(config);
+    REQUIRE(router.onRelation(outboxRelation()));
+    auto ins = row(16384);
+    ins.new_tuple[2] = Value{ValueKind::Null, {}};
+    outbox::OutboxEvent ev;
+    REQUIRE(router.route(ins, ctx(), ev));
+    CHECK(ev.key_is_null);
+}
+
+TEST_CASE("the timestamp column gives the time the event occurred", "[router]") {
+    auto config = defaultConfig();
+    config.outbox.columns.timestamp = "created_at";
+    outbox::Router router(config);
+    auto rel = outboxRelation();
+    rel.columns.push_back(Column{0, "created_at", outbox::oid::kTimestamptz, -1});
+    REQUIRE(router.onRelation(rel));
+    auto ins = row(16384);
+    ins.new_tuple.push_back(text("2026-11-27 02:25:29.5+01"));
+    outbox::OutboxEvent ev;
+    REQUIRE(router.route(ins, ctx(), ev));
+    outboxd::v1::Event decoded;
+    REQUIRE(decoded.ParseFromString(ev.value));
+    // 2026-11-27T01:25:29.5Z
+    CHECK(decoded.occurred_at().seconds() == 1795742729);
+    CHECK(decoded.occurred_at().nanos() == 500'000'000);
+}
+
+TEST_CASE("timestamps in PostgreSQL's ISO output parse to Unix microseconds", "[router]") {
+    CHECK(outbox::parseTimestamp("1970-01-01 00:00:00").value() == 0);
+    CHECK(outbox::parseTimestamp("2000-01-01 00:00:00+00").value() == 946684800LL * 1'000'000);
+    CHECK(outbox::parseTimestamp("2000-01-01 01:00:00+01").value() == 946684800LL * 1'000'000);
+    CHECK(outbox::parseTimestamp("2000-01-01 00:00:00.000001-00:30").value() == (946684800LL + 1800) * 1'000'000 + 1);
+    CHECK(outbox::parseTimestamp("2024-02-29T12:00:00Z").value() == 1709208000LL * 1'000'000);
+    CHECK_FALSE(outbox::parseTimestamp("yesterday"));
+    CHECK_FALSE(outbox::parseTimestamp("2024-13-01 00:00:00"));
+    CHECK_FALSE(outbox::parseTimestamp("2024-01-01 00:00:00 junk"));
+}
+
+TEST_CASE("bytea hex decoding", "[router]") {
+    CHECK(outbox::decodeByteaHex("\\x").value().empty());
+    CHECK(outbox::decodeByteaHex("\\x4142").value() == "AB");
+    CHECK_FALSE(outbox::decodeByteaHex("4142"));
+    CHECK_FALSE(outbox::decodeByteaHex("\\x414"));
+    CHECK_FALSE(outbox::decodeByteaHex("\\x41zz"));
+}
