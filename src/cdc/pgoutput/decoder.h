@@ -37,6 +37,11 @@ struct DecodeContext {
     // True between Stream Start and Stream Stop: data messages then carry a leading xid.
     bool in_stream = false;
     Lsn lsn;  // LSN of the XLogData that carried the message, copied into errors
+    // Last so that {proto_version, in_stream, lsn} aggregate initialisation still works.
+    // True when the stream was started with streaming 'parallel' (needs proto_version >= 4):
+    // only then does Stream Abort carry abort_lsn and abort_time. With proto_version 4 and
+    // streaming 'on' the server omits them.
+    bool parallel_streaming = false;
 };
 
 // Decodes one pgoutput message (the data of one XLogData).
