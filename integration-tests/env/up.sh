@@ -22,7 +22,14 @@ bindir=$(pg_bindir)
 pgdata="$dir/pgdata"
 pgport=$(free_port)
 mkdir -p "$pgdata" "$dir/pgsock"
-if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$dir/pgdata" "$dir/pgsock"; chmod 755 "$dir"; fi
+if [ "$(id -u)" = 0 ]; then
+  chown -R postgres:postgres "$dir/pgdata" "$dir/pgsock"
+  chmod 755 "$dir"
+  if ! runuser -u postgres -- test -w "$dir/pgdata"; then
+    echo "the postgres user cannot reach $dir (a parent folder is not searchable); choose a folder under /tmp" >&2
+    exit 1
+  fi
+fi
 as_pg "$bindir/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
 cat >>"$pgdata/postgresql.conf" <<CONF
@@ -33,7 +40,7 @@ wal_level = logical
 max_wal_senders = 20
 max_replication_slots = 20
 fsync = off
-synchronous_commit = off
+synchronous_commit = on
 full_page_writes = off
 shared_buffers = 256MB
 max_wal_size = 4GB

@@ -1,0 +1,200 @@
+// outboxd-consume: reads outboxd's events from Kafka and prints them decoded, for the demo, the
+// benchmarks and operators checking a topic by hand. Reads every partition with assign() (no
+// consumer group), from the beginning or the end.
+//
+//   outboxd-consume --brokers HOST:PORT --topic T [--topic T2 ...] [--count N] [--timeout-ms MS]
+//                   [--idle-ms MS] [--from beginning|end] [--format text|json|latency]
+//
+// --format latency prints one summary line: commit-to-receipt latency percentiles.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <google/protobuf/util/json_util.h>
+#include <librdkafka/rdkafka.h>
+
+#include "outboxd/v1/event.pb.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+    std::string brokers;
+    std::vector<std::string> topics;
+    long count = -1;
+    long timeout_ms = 60000;
+    long idle_ms = -1;
+    bool from_end = false;
+    std::string format = "text";
+};
+
+[[noreturn]] void usage(const std::string& message) {
+    fmt::print(stderr,
+               "outboxd-consume: {}\nusage: outboxd-consume --brokers HOST:PORT --topic T [--topic T ...] "
+               "[--count N] [--timeout-ms MS] [--idle-ms MS] [--from beginning|end] [--format text|json|latency]\n",
+               message);
+    std::exit(2);
+}
+
+std::string lsnText(std::uint64_t v) {
+    return fmt::format("{:X}/{:X}", static_cast<std::uint32_t>(v >> 32), static_cast<std::uint32_t>(v));
+}
+
+std::string jsonString(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+std::int64_t unixMicros(const google::protobuf::Timestamp& ts) { return ts.seconds() * 1'000'000 + ts.nanos() / 1000; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options opt;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) usage(a + " needs a value");
+            return argv[++i];
+        };
+        if (a == "--brokers") opt.brokers = value();
+        else if (a == "--topic") opt.topics.push_back(value());
+        else if (a == "--count") opt.count = std::stol(value());
+        else if (a == "--timeout-ms") opt.timeout_ms = std::stol(value());
+        else if (a == "--idle-ms") opt.idle_ms = std::stol(value());
+        else if (a == "--from") opt.from_end = value() == "end";
+        else if (a == "--format") opt.format = value();
+        else usage("unknown argument " + a);
+    }
+    if (opt.brokers.empty() || opt.topics.empty()) usage("--brokers and --topic are required");
+
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", opt.brokers.c_str(), err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", "outboxd-consume", err, sizeof err);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
+    rd_kafka_conf_set(conf, "fetch.wait.max.ms", "5", err, sizeof err);
+    rd_kafka_conf_set(conf, "fetch.error.backoff.ms", "10", err, sizeof err);
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (rk == nullptr) {
+        fmt::print(stderr, "outboxd-consume: {}\n", err);
+        return 1;
+    }
+    rd_kafka_poll_set_consumer(rk);
+
+    std::map<std::string, bool> assigned;
+    std::map<std::pair<std::string, int>, std::int64_t> offsets;
+    auto refresh = [&] {
+        bool changed = false;
+        for (const auto& topic : opt.topics) {
+            if (assigned[topic]) continue;
+            rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+            const rd_kafka_metadata_t* md = nullptr;
+            if (rd_kafka_metadata(rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+                md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0) {
+                for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
+                    offsets[{topic, md->topics[0].partitions[p].id}] =
+                        opt.from_end ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+                }
+                assigned[topic] = true;
+                changed = true;
+            }
+            if (md != nullptr) rd_kafka_metadata_destroy(md);
+            rd_kafka_topic_destroy(rkt);
+        }
+        if (!changed) return;
+        auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+        for (const auto& [tp, off] : offsets) rd_kafka_topic_partition_list_add(list, tp.first.c_str(), tp.second)->offset = off;
+        rd_kafka_assign(rk, list);
+        rd_kafka_topic_partition_list_destroy(list);
+    };
+
+    std::vector<double> latencies_ms;
+    long received = 0;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(opt.timeout_ms);
+    auto last_message = Clock::now();
+    auto next_refresh = Clock::now();
+    if (opt.format == "latency" || opt.from_end) {
+        refresh();
+    }
+    while ((opt.count < 0 || received < opt.count) && Clock::now() < deadline) {
+        if (opt.idle_ms >= 0 && received > 0 && Clock::now() - last_message > std::chrono::milliseconds(opt.idle_ms)) {
+            break;
+        }
+        if (Clock::now() >= next_refresh) {
+            refresh();
+            next_refresh = Clock::now() + std::chrono::milliseconds(500);
+        }
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 50);
+        if (m == nullptr) continue;
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        last_message = Clock::now();
+        ++received;
+        outboxd::v1::Event ev;
+        const bool parsed = ev.ParseFromArray(m->payload, static_cast<int>(m->len));
+        std::string topic = rd_kafka_topic_name(m->rkt);
+        std::string key = m->key != nullptr ? std::string(static_cast<const char*>(m->key), m->key_len) : "";
+        if (opt.format == "latency") {
+            if (parsed) latencies_ms.push_back(static_cast<double>(now_us - unixMicros(ev.source().commit_time())) / 1000.0);
+        } else if (!parsed) {
+            fmt::print("{}[{}]@{} key={} (not an outboxd.v1.Event, {} bytes)\n", topic, m->partition, m->offset, key, m->len);
+        } else if (opt.format == "json") {
+            std::string event_json;
+            google::protobuf::util::JsonPrintOptions jopt;
+            jopt.preserve_proto_field_names = true;
+            (void)google::protobuf::util::MessageToJsonString(ev, &event_json, jopt);
+            fmt::print("{{\"topic\":{},\"partition\":{},\"offset\":{},\"key\":{},\"event\":{}}}\n", jsonString(topic),
+                       m->partition, m->offset, jsonString(key), event_json);
+        } else {
+            bool textual = ev.content_type().starts_with("application/json") || ev.content_type().starts_with("text/");
+            fmt::print("{}[{}]@{} key={} id={} type={} aggregate={}/{}\n    payload ({}): {}\n    source: {}.{} lsn={} "
+                       "commit_lsn={} xid={}\n",
+                       topic, m->partition, m->offset, key, ev.id(), ev.type(), ev.aggregate_type(), ev.aggregate_id(),
+                       ev.content_type(), textual ? ev.payload() : fmt::format("<{} bytes>", ev.payload().size()),
+                       ev.source().schema(), ev.source().table(), lsnText(ev.source().lsn()),
+                       lsnText(ev.source().commit_lsn()), ev.source().xid());
+        }
+        std::fflush(stdout);
+        rd_kafka_message_destroy(m);
+    }
+    if (opt.format == "latency") {
+        std::sort(latencies_ms.begin(), latencies_ms.end());
+        auto pct = [&](double p) {
+            if (latencies_ms.empty()) return 0.0;
+            auto idx = static_cast<std::size_t>(p * static_cast<double>(latencies_ms.size() - 1));
+            return latencies_ms[idx];
+        };
+        fmt::print("received={} p50_ms={:.3f} p99_ms={:.3f} max_ms={:.3f}\n", latencies_ms.size(), pct(0.50), pct(0.99),
+                   latencies_ms.empty() ? 0.0 : latencies_ms.back());
+    }
+    rd_kafka_assign(rk, nullptr);
+    rd_kafka_destroy(rk);
+    if (opt.count >= 0 && received < opt.count) {
+        fmt::print(stderr, "outboxd-consume: received {} of {} records before the timeout\n", received, opt.count);
+        return 1;
+    }
+    return 0;
+}
