@@ -3,7 +3,9 @@
 
 #include <atomic>
 #include <map>
+#include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -165,12 +167,13 @@ TEST_CASE("dirty_restarts_lose_nothing", "[integration]") {
     std::atomic<bool> writer_done{false};
     std::thread writer([&] {
         Pg wpg(db.dsn);
-        writeEvents(wpg, 0, 5000, 5, 4ms);
+        writeEvents(wpg, 0, 5000, 5, 5ms);
         writer_done = true;
     });
     int kills = 0;
-    while (!writer_done && kills < 5) {
-        std::this_thread::sleep_for(700ms);
+    std::mt19937 rng(42);
+    while (!writer_done && kills < 6) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500 + rng() % 1000));
         daemon.kill9();
         ++kills;
         std::this_thread::sleep_for(100ms);
@@ -205,6 +208,14 @@ TEST_CASE("dirty_restarts_lose_nothing", "[integration]") {
     INFO(daemon.log().substr(daemon.log().size() > 4000 ? daemon.log().size() - 4000 : 0));
     CHECK(kills >= 3);
     REQUIRE(by_seq.size() == 5000);
+    // AND the restarts resumed from positions the slot had confirmed mid-stream, not only from the start
+    std::set<std::string> resume_points;
+    std::istringstream lines(daemon.log());
+    for (std::string line; std::getline(lines, line);) {
+        auto at = line.find("streaming from slot it_kill at ");
+        if (at != std::string::npos) resume_points.insert(line.substr(at + 31, line.find(' ', at + 31) - at - 31));
+    }
+    CHECK(resume_points.size() >= 3);
     for (const auto& [seq, value] : by_seq) {
         Record r;
         r.value = value;

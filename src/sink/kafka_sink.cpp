@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <librdkafka/rdkafka.h>
@@ -45,6 +46,22 @@ struct KafkaSink::Impl {
     std::vector<Delivery> collected;
     std::size_t in_flight = 0;
     bool fatal = false;
+    // Topics whose metadata this producer has asked for (see warmTopic).
+    std::unordered_set<std::string> known_topics;
+
+    // librdkafka looks up an unknown topic's partitions on its one-second timer, which would
+    // delay the first events of every topic and every session by up to a second. Ask once,
+    // synchronously, with a short timeout; on failure the timer still does it.
+    void warmTopic(const std::string& topic) {
+        if (!known_topics.insert(topic).second) return;
+        rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+        if (rkt == nullptr) return;
+        const rd_kafka_metadata_t* md = nullptr;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR && md != nullptr) {
+            rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+    }
 
     ~Impl() {
         if (rk != nullptr) {
@@ -151,6 +168,7 @@ std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config:
 }
 
 std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent& event, std::uint64_t token) {
+    impl_->warmTopic(event.topic);
     rd_kafka_headers_t* headers = rd_kafka_headers_new(4);
     rd_kafka_header_add(headers, "id", -1, event.id.data(), static_cast<ssize_t>(event.id.size()));
     rd_kafka_header_add(headers, "type", -1, event.type.data(), static_cast<ssize_t>(event.type.size()));
