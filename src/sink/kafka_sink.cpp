@@ -240,4 +240,8 @@ std::size_t KafkaSink::inFlight() const { return impl_->in_flight; }
 
 int KafkaSink::eventFd() const { return impl_->pipe_fds[0]; }
 
+void KafkaSink::raiseFatalErrorForTesting(const std::string& reason) {
+    rd_kafka_test_fatal_error(impl_->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason.c_str());
+}
+
 }  // namespace outboxd::sink

@@ -30,6 +30,9 @@ public:
     [[nodiscard]] std::size_t inFlight() const override;
     [[nodiscard]] int eventFd() const override;
 
+    // Test seam: makes librdkafka raise a fatal error, as a lost idempotence state would.
+    void raiseFatalErrorForTesting(const std::string& reason);
+
     struct Impl;
 
 private:
