@@ -89,6 +89,7 @@ source:
 sink:
   kafka:
     brokers: "$OUTBOXD_IT_KAFKA_BROKERS"
+    properties: {${BENCH_KAFKA_PROPERTIES:-}}
 metrics:
   listen: "127.0.0.1:$metrics_port"
 log:

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -24,7 +25,7 @@ std::vector<std::pair<std::string, std::string>> defaultProducerProperties() {
         // Low linger keeps commit-to-Kafka latency in milliseconds; batches still fill under load.
         {"linger.ms", "2"},
         // Backpressure bound: the relay stops reading the replication stream while the queue is full.
-        {"queue.buffering.max.messages", "100000"},
+        {"queue.buffering.max.messages", "20000"},
         {"queue.buffering.max.kbytes", "16384"},
         {"batch.size", "1000000"},
         {"client.id", "outboxd"},
@@ -56,25 +57,22 @@ struct KafkaSink::Impl {
         if (!known_topics.insert(topic).second) return;
         rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
         if (rkt == nullptr) return;
-        const rd_kafka_metadata_t* md = nullptr;
-        if (rd_kafka_metadata(rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR && md != nullptr) {
-            rd_kafka_metadata_destroy(md);
+        // A topic the broker creates on first use answers "unknown" at first: ask again briefly.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+        while (std::chrono::steady_clock::now() < deadline) {
+            const rd_kafka_metadata_t* md = nullptr;
+            bool ready = false;
+            if (rd_kafka_metadata(rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR && md != nullptr) {
+                ready = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                        md->topics[0].partition_cnt > 0;
+                rd_kafka_metadata_destroy(md);
+            } else {
+                break;  // broker unreachable: librdkafka's own timer takes over
+            }
+            if (ready) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
         rd_kafka_topic_destroy(rkt);
-    }
-
-    ~Impl() {
-        if (rk != nullptr) {
-            rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-            rd_kafka_poll(rk, 0);
-            if (main_queue != nullptr) {
-                rd_kafka_queue_destroy(main_queue);
-            }
-            rd_kafka_destroy(rk);
-        }
-        for (int fd : pipe_fds) {
-            if (fd >= 0) ::close(fd);
-        }
     }
 
     static void onDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
