@@ -11,11 +11,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "cdc/checkpointer.h"
-#include "cdc/pgoutput/decoder.h"
+#include "app/pipeline.h"
 #include "cdc/replication_stream.h"
 #include "cdc/wire/copy_data.h"
-#include "outbox/router.h"
 #include "sink/kafka_sink.h"
 
 namespace outboxd::app {
@@ -24,11 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-template <class... Ts>
-struct Overloaded : Ts... {
-    using Ts::operator()...;
-};
 
 std::string_view stageOf(ErrorKind kind) {
     switch (kind) {
@@ -68,18 +61,14 @@ std::int64_t unixMicrosNow() {
 // One replication connection and one producer, from open to stop or error.
 class Relay::Session {
 public:
-    Session(Relay& relay) : relay_(relay), config_(relay.config_), metrics_(relay.metrics_), router_(config_) {}
+    explicit Session(Relay& relay) : relay_(relay), config_(relay.config_), metrics_(relay.metrics_) {}
 
     // Returns {} after a clean stop, an error otherwise. `streamed` tells whether it got as far
     // as streaming (the backoff restarts then).
-    std::expected<void, Error> run(bool& streamed);
+    std::expected<void, Error> run(bool& streamed, bool allow_create_slot);
 
 private:
-    std::expected<void, Error> handleFrame(std::span<const std::byte> frame);
-    std::expected<void, Error> handleMessage(cdc::pgoutput::Message& message, cdc::Lsn lsn);
-    std::expected<void, Error> produce();
-    std::expected<void, Error> serveDeliveries(std::chrono::milliseconds timeout);
-    std::expected<void, Error> sendStatus(bool reply_requested);
+    std::expected<void, Error> sendStatus();
     std::expected<void, Error> maybeSendStatus();
     void updateGauges();
     // Waits up to `timeout` for deliveries to drain, then confirms what was delivered.
@@ -88,28 +77,15 @@ private:
     Relay& relay_;
     const config::Config& config_;
     metrics::Metrics& metrics_;
-    outbox::Router router_;
     std::unique_ptr<sink::KafkaSink> sink_;
     std::unique_ptr<cdc::ReplicationStream> stream_;
-    cdc::Checkpointer checkpointer_;
-    cdc::pgoutput::DecodeContext decode_ctx_;
+    std::unique_ptr<Pipeline> pipeline_;
 
-    std::optional<cdc::Checkpointer::TxnSerial> open_txn_;
-    outbox::ChangeContext change_ctx_;
-    outbox::OutboxEvent event_;
-    // Invariant: when set, event_ holds a routed record the sink refused with QueueFull; nothing
-    // more is read from the replication stream until it is queued.
-    std::optional<cdc::Checkpointer::TxnSerial> pending_;
-    std::vector<sink::Delivery> deliveries_;
-
-    cdc::Lsn server_wal_end_;
     cdc::Lsn last_sent_confirmed_;
     Clock::time_point last_status_sent_{};
-    bool reply_requested_ = false;
-    std::uint64_t skipped_logged_ = 0;
 };
 
-std::expected<void, Error> Relay::Session::run(bool& streamed) {
+std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create_slot) {
     streamed = false;
     auto sink = sink::KafkaSink::create(config_.kafka);
     if (!sink) return std::unexpected(sink.error());
@@ -118,7 +94,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed) {
     cdc::StreamOptions options{config_.postgres.dsn,
                                config_.postgres.slot,
                                config_.postgres.publication,
-                               config_.postgres.create_slot,
+                               config_.postgres.create_slot && allow_create_slot,
                                config_.postgres.create_publication,
                                config_.outbox.tables,
                                4};
@@ -126,10 +102,8 @@ std::expected<void, Error> Relay::Session::run(bool& streamed) {
     if (!stream) return std::unexpected(stream.error());
     stream_ = std::move(*stream);
     const auto& info = stream_->info();
-    decode_ctx_.proto_version = info.proto_version;
-    checkpointer_.reset(info.start_lsn);
+    pipeline_ = std::make_unique<Pipeline>(config_, *sink_, metrics_, info.proto_version, info.start_lsn);
     last_sent_confirmed_ = info.start_lsn;
-    server_wal_end_ = info.start_lsn;
     streamed = true;
     metrics_.setStreaming(true);
     metrics_.setConfirmed(info.start_lsn.value());
@@ -147,28 +121,25 @@ std::expected<void, Error> Relay::Session::run(bool& streamed) {
             metrics_.setStreaming(false);
             return {};
         }
-        if (auto ok = serveDeliveries(0ms); !ok) return std::unexpected(ok.error());
-
-        if (pending_) {
-            if (auto ok = produce(); !ok) {
-                drainAndConfirm(config_.kafka.shutdown_timeout);
-                return std::unexpected(ok.error());
-            }
+        if (auto ok = pipeline_->serveDeliveries(0ms); !ok) return std::unexpected(ok.error());
+        if (auto ok = pipeline_->retryHeld(); !ok) {
+            drainAndConfirm(config_.kafka.shutdown_timeout);
+            return std::unexpected(ok.error());
         }
         bool read_any = false;
-        for (int i = 0; i < 4096 && !pending_; ++i) {
+        for (int i = 0; i < 4096 && !pipeline_->blocked(); ++i) {
             auto frame = stream_->next();
             if (!frame) return std::unexpected(frame.error());
             if (!frame->has_value()) break;
             read_any = true;
-            if (auto ok = handleFrame(**frame); !ok) {
+            if (auto ok = pipeline_->handleFrame(**frame); !ok) {
                 if (!isRetriable(ok.error().kind)) drainAndConfirm(config_.kafka.shutdown_timeout);
                 return std::unexpected(ok.error());
             }
         }
         if (auto ok = maybeSendStatus(); !ok) return std::unexpected(ok.error());
         updateGauges();
-        if (read_any && !pending_) continue;
+        if (read_any && !pipeline_->blocked()) continue;
 
         auto until_status = std::chrono::duration_cast<std::chrono::milliseconds>(
             last_status_sent_ + status_interval - Clock::now());
@@ -176,186 +147,55 @@ std::expected<void, Error> Relay::Session::run(bool& streamed) {
         std::array<pollfd, 2> fds{};
         nfds_t n = 0;
         fds[n++] = pollfd{sink_->eventFd(), POLLIN, 0};
-        if (!pending_) {
-            auto flushed = stream_->flush();
-            if (!flushed) return std::unexpected(flushed.error());
-            fds[n++] = pollfd{stream_->socket(), static_cast<short>(POLLIN | (*flushed ? 0 : POLLOUT)), 0};
-        }
+        auto flushed = stream_->flush();
+        if (!flushed) return std::unexpected(flushed.error());
+        short events = static_cast<short>((pipeline_->blocked() ? 0 : POLLIN) | (*flushed ? 0 : POLLOUT));
+        if (events != 0) fds[n++] = pollfd{stream_->socket(), events, 0};
         ::poll(fds.data(), n, timeout_ms);
     }
 }
 
-std::expected<void, Error> Relay::Session::serveDeliveries(std::chrono::milliseconds timeout) {
-    deliveries_.clear();
-    auto polled = sink_->poll(timeout, deliveries_);
-    if (!polled) {
-        metrics_.eventFailed("producer_fatal");
-        return std::unexpected(polled.error());
-    }
-    if (deliveries_.empty()) return {};
-    const std::int64_t now_us = unixMicrosNow();
-    for (const auto& d : deliveries_) {
-        if (!d.ok) {
-            metrics_.eventFailed("delivery");
-            return std::unexpected(Error{ErrorKind::SinkDelivery,
-                                         fmt::format("Kafka did not acknowledge an event for topic {}: {}; "
-                                                     "resending from the last confirmed LSN {}",
-                                                     d.topic, d.error, checkpointer_.confirmed())});
-        }
-        auto commit_time = checkpointer_.commitTime(d.token);
-        if (auto ok = checkpointer_.acknowledge(d.token); !ok) {
-            return std::unexpected(Error{ErrorKind::InvariantViolated, ok.error()});
-        }
-        double latency = commit_time.micros != 0 ? static_cast<double>(now_us - commit_time.unixMicros()) / 1e6 : 0;
-        metrics_.eventPublished(d.topic, d.bytes, latency < 0 ? 0 : latency);
-    }
-    return {};
-}
-
-std::expected<void, Error> Relay::Session::handleFrame(std::span<const std::byte> frame) {
-    auto parsed = cdc::wire::parseServerMessage(frame);
-    if (!parsed) {
-        return std::unexpected(Error{ErrorKind::SourceWire,
-                                     fmt::format("malformed replication frame ({} bytes): {}; reconnecting from {}",
-                                                 parsed.error().size, parsed.error().detail,
-                                                 checkpointer_.confirmed())});
-    }
-    if (auto* keepalive = std::get_if<cdc::wire::PrimaryKeepalive>(&*parsed)) {
-        if (keepalive->wal_end > server_wal_end_) server_wal_end_ = keepalive->wal_end;
-        if (!pending_ && !open_txn_) checkpointer_.observeServerPosition(keepalive->wal_end);
-        if (keepalive->reply_requested) reply_requested_ = true;
-        return {};
-    }
-    auto& xlog = std::get<cdc::wire::XLogData>(*parsed);
-    if (xlog.wal_end > server_wal_end_) server_wal_end_ = xlog.wal_end;
-    decode_ctx_.lsn = xlog.wal_start;
-    auto message = cdc::pgoutput::decode(xlog.data, decode_ctx_);
-    if (!message) {
-        const auto& e = message.error();
-        return std::unexpected(Error{
-            ErrorKind::Decode,
-            fmt::format("could not decode the pgoutput message at {} ('{}', offset {}): {}: {}. This is a bug or an "
-                        "unsupported server; report it with the PostgreSQL version. The slot stays at {}",
-                        xlog.wal_start, e.message_type == 0 ? ' ' : e.message_type, e.offset,
-                        cdc::pgoutput::toString(e.kind), e.detail, checkpointer_.confirmed())});
-    }
-    return handleMessage(*message, xlog.wal_start);
-}
-
-std::expected<void, Error> Relay::Session::handleMessage(cdc::pgoutput::Message& message, cdc::Lsn lsn) {
-    namespace pg = cdc::pgoutput;
-    auto unexpected = [&](std::string_view what) {
-        return std::unexpected(Error{ErrorKind::Decode,
-                                     fmt::format("unexpected {} at {}: outboxd did not ask for it", what, lsn)});
-    };
-    auto skipped = [&](std::string_view kind) -> std::expected<void, Error> {
-        metrics_.skippedChange(kind);
-        if (skipped_logged_++ == 0) {
-            spdlog::info("skipping {} on an outbox table at {} (only inserts are events; further skips are logged at "
-                         "debug level)",
-                         kind, lsn);
-        } else {
-            spdlog::debug("skipping {} on an outbox table at {}", kind, lsn);
-        }
-        return {};
-    };
-    return std::visit(
-        Overloaded{
-            [&](pg::Begin& begin) -> std::expected<void, Error> {
-                if (open_txn_) return unexpected("Begin inside a transaction");
-                open_txn_ = checkpointer_.begin(begin.commit_time);
-                change_ctx_.commit_lsn = begin.final_lsn;
-                change_ctx_.xid = begin.xid;
-                change_ctx_.commit_time = begin.commit_time;
-                return {};
-            },
-            [&](pg::Commit& commit) -> std::expected<void, Error> {
-                if (!open_txn_) return unexpected("Commit outside a transaction");
-                auto ok = checkpointer_.commit(*open_txn_, commit.end_lsn);
-                open_txn_.reset();
-                if (!ok) return std::unexpected(Error{ErrorKind::InvariantViolated, ok.error()});
-                return {};
-            },
-            [&](pg::Relation& relation) -> std::expected<void, Error> {
-                auto known = router_.onRelation(relation);
-                if (!known) return std::unexpected(known.error());
-                spdlog::debug("relation {} = {}.{} ({} columns){}", relation.id.value, relation.schema, relation.name,
-                              relation.columns.size(), *known ? ", an outbox table" : "");
-                return {};
-            },
-            [&](pg::Insert& insert) -> std::expected<void, Error> {
-                if (!open_txn_) return unexpected("Insert outside a transaction");
-                if (!router_.isOutbox(insert.relation)) return {};
-                change_ctx_.lsn = lsn;
-                auto routed = router_.route(insert, change_ctx_, event_);
-                if (!routed) {
-                    metrics_.eventFailed("invalid_row");
-                    return std::unexpected(routed.error());
-                }
-                pending_ = *open_txn_;
-                return produce();
-            },
-            [&](pg::Update&) { return skipped("update"); },
-            [&](pg::Delete&) { return skipped("delete"); },
-            [&](pg::Truncate&) { return skipped("truncate"); },
-            [&](pg::LogicalMessage& m) -> std::expected<void, Error> {
-                metrics_.skippedChange(m.transactional ? "message_transactional" : "message");
-                return {};
-            },
-            [&](pg::Origin&) -> std::expected<void, Error> { return {}; },
-            [&](pg::Type&) -> std::expected<void, Error> { return {}; },
-            [&](auto&) -> std::expected<void, Error> { return unexpected("streaming or two-phase message"); },
-        },
-        message);
-}
-
-std::expected<void, Error> Relay::Session::produce() {
-    auto status = sink_->produce(event_, *pending_);
-    if (!status) {
-        metrics_.eventFailed(toString(status.error().kind));
-        return std::unexpected(status.error());
-    }
-    if (*status == sink::ProduceStatus::QueueFull) return {};
-    checkpointer_.addEvent(*pending_);
-    pending_.reset();
-    return {};
-}
-
 std::expected<void, Error> Relay::Session::maybeSendStatus() {
     auto now = Clock::now();
+    bool asked = pipeline_->takeReplyRequest();
     bool due = now - last_status_sent_ >= config_.postgres.status_interval;
-    bool advanced = checkpointer_.confirmed() != last_sent_confirmed_ && now - last_status_sent_ >= 100ms;
-    if (reply_requested_ || due || advanced) return sendStatus(false);
+    bool advanced = pipeline_->confirmed() != last_sent_confirmed_ && now - last_status_sent_ >= 100ms;
+    if (asked || due || advanced) return sendStatus();
     return {};
 }
 
-std::expected<void, Error> Relay::Session::sendStatus(bool reply_requested) {
-    cdc::Lsn confirmed = checkpointer_.confirmed();
+std::expected<void, Error> Relay::Session::sendStatus() {
+    cdc::Lsn confirmed = pipeline_->confirmed();
     cdc::wire::StandbyStatusUpdate update{confirmed, confirmed, confirmed,
-                                          cdc::PgTimestamp::fromUnixMicros(unixMicrosNow()), reply_requested};
+                                          cdc::PgTimestamp::fromUnixMicros(unixMicrosNow()), false};
     if (auto ok = stream_->sendStatus(update); !ok) return ok;
     if (confirmed != last_sent_confirmed_) {
         spdlog::debug("confirmed {} to slot {}", confirmed, config_.postgres.slot);
     }
     last_sent_confirmed_ = confirmed;
     last_status_sent_ = Clock::now();
-    reply_requested_ = false;
     metrics_.setConfirmed(confirmed.value());
     return {};
 }
 
 void Relay::Session::updateGauges() {
     metrics_.setInFlight(sink_->inFlight());
-    metrics_.setServerWalEnd(server_wal_end_.value());
+    metrics_.setServerWalEnd(pipeline_->serverWalEnd().value());
     auto confirmed = last_sent_confirmed_.value();
-    auto end = server_wal_end_.value();
+    auto end = pipeline_->serverWalEnd().value();
     metrics_.setLagBytes(end > confirmed ? end - confirmed : 0);
+    auto oldest = pipeline_->oldestUnconfirmedCommit();
+    double lag_seconds = 0;
+    if (oldest && oldest->micros != 0) {
+        lag_seconds = static_cast<double>(unixMicrosNow() - oldest->unixMicros()) / 1e6;
+    }
+    metrics_.setLagSeconds(lag_seconds < 0 ? 0 : lag_seconds);
 }
 
 void Relay::Session::drainAndConfirm(std::chrono::milliseconds timeout) {
     auto deadline = Clock::now() + timeout;
     while (sink_->inFlight() > 0 && Clock::now() < deadline) {
-        if (auto ok = serveDeliveries(50ms); !ok) {
+        if (auto ok = pipeline_->serveDeliveries(50ms); !ok) {
             spdlog::warn("while draining: {}", ok.error().message);
             break;
         }
@@ -364,11 +204,11 @@ void Relay::Session::drainAndConfirm(std::chrono::milliseconds timeout) {
         spdlog::warn("{} events were still in flight after {} ms; they are not confirmed and will be sent again",
                      sink_->inFlight(), timeout.count());
     }
-    if (auto ok = sendStatus(false); !ok) {
+    if (auto ok = sendStatus(); !ok) {
         spdlog::warn("could not send the final status update: {}", ok.error().message);
     } else {
         (void)stream_->flush();
-        spdlog::info("confirmed {} to slot {}", checkpointer_.confirmed(), config_.postgres.slot);
+        spdlog::info("confirmed {} to slot {}", pipeline_->confirmed(), config_.postgres.slot);
     }
     updateGauges();
 }
@@ -380,6 +220,7 @@ int Relay::run() {
     std::mt19937_64 rng{std::random_device{}()};
     auto backoff = 200ms;
     bool first = true;
+    bool ever_streamed = false;
     while (!stop_requested_.load()) {
         if (!first) metrics_.reconnect();
         first = false;
@@ -387,11 +228,20 @@ int Relay::run() {
         std::expected<void, Error> result;
         {
             Session session(*this);
-            result = session.run(streamed);
+            result = session.run(streamed, !ever_streamed);
             metrics_.setStreaming(false);
         }
+        ever_streamed = ever_streamed || streamed;
         if (result) return 0;
-        const Error& error = result.error();
+        Error error = result.error();
+        if (error.kind == ErrorKind::SlotMissing && ever_streamed) {
+            error.message = fmt::format(
+                "replication slot '{}' disappeared while outboxd was streaming from it ({}). outboxd does not "
+                "recreate it on its own: a new slot starts at the current WAL position, so events committed since the "
+                "last confirmed LSN would be skipped. Reconcile consumers from the outbox table, then restart outboxd "
+                "(with create_slot: true it creates a new slot)",
+                config_.postgres.slot, error.message);
+        }
         metrics_.error(stageOf(error.kind), toString(error.kind));
         if (!isRetriable(error.kind)) {
             spdlog::error("{} ({}); exiting", error.message, toString(error.kind));

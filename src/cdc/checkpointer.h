@@ -52,6 +52,11 @@ public:
     [[nodiscard]] std::size_t pendingTransactions() const { return txns_.size(); }
     [[nodiscard]] bool idle() const { return txns_.empty(); }
 
+    // Commit time of the oldest transaction still tracked; zero when none.
+    [[nodiscard]] PgTimestamp oldestCommitTime() const {
+        return txns_.empty() ? PgTimestamp{} : txns_.front().commit_time;
+    }
+
     // Commit time of a transaction still tracked (for latency); zero when unknown.
     [[nodiscard]] PgTimestamp commitTime(TxnSerial serial) const;
 

@@ -44,11 +44,20 @@ Metrics::Metrics()
                       .Help("Replication sessions started after the first")
                       .Register(*registry_)
                       .Add({})),
+      messages_(prometheus::BuildCounter()
+                    .Name("outboxd_logical_messages_total")
+                    .Help("Logical decoding messages (pg_logical_emit_message) received, by kind")
+                    .Register(*registry_)),
       lag_bytes_(prometheus::BuildGauge()
                      .Name("outboxd_replication_lag_bytes")
                      .Help("Server WAL end minus the LSN confirmed to the slot")
                      .Register(*registry_)
                      .Add({})),
+      lag_seconds_(prometheus::BuildGauge()
+                       .Name("outboxd_replication_lag_seconds")
+                       .Help("Age of the oldest received transaction whose events are not all confirmed (0 when none)")
+                       .Register(*registry_)
+                       .Add({})),
       confirmed_lsn_(prometheus::BuildGauge()
                          .Name("outboxd_confirmed_flush_lsn")
                          .Help("The LSN last confirmed to the slot, as a number")
@@ -110,6 +119,10 @@ void Metrics::error(std::string_view stage, std::string_view kind) {
 void Metrics::skippedChange(std::string_view kind) { skipped_.Add({{"kind", std::string(kind)}}).Increment(); }
 
 void Metrics::reconnect() { reconnects_.Increment(); }
+
+void Metrics::logicalMessage(bool transactional) {
+    messages_.Add({{"transactional", transactional ? "true" : "false"}}).Increment();
+}
 
 std::int64_t Metrics::now() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())

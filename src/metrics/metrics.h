@@ -32,11 +32,13 @@ public:
     void error(std::string_view stage, std::string_view kind);
     void skippedChange(std::string_view kind);
     void reconnect();
+    void logicalMessage(bool transactional);
 
     void setInFlight(std::size_t n) { in_flight_.Set(static_cast<double>(n)); }
     void setConfirmed(std::uint64_t lsn) { confirmed_lsn_.Set(static_cast<double>(lsn)); }
     void setServerWalEnd(std::uint64_t wal_end) { server_wal_end_.Set(static_cast<double>(wal_end)); }
     void setLagBytes(std::uint64_t bytes) { lag_bytes_.Set(static_cast<double>(bytes)); }
+    void setLagSeconds(double seconds) { lag_seconds_.Set(seconds); }
     void setStreaming(bool streaming) {
         streaming_.Set(streaming ? 1 : 0);
         streaming_flag_.store(streaming, std::memory_order_relaxed);
@@ -59,7 +61,9 @@ private:
     prometheus::Family<prometheus::Counter>& errors_;
     prometheus::Family<prometheus::Counter>& skipped_;
     prometheus::Counter& reconnects_;
+    prometheus::Family<prometheus::Counter>& messages_;
     prometheus::Gauge& lag_bytes_;
+    prometheus::Gauge& lag_seconds_;
     prometheus::Gauge& confirmed_lsn_;
     prometheus::Gauge& server_wal_end_;
     prometheus::Gauge& in_flight_;

@@ -1,0 +1,178 @@
+#include "app/pipeline.h"
+
+#include <variant>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "cdc/wire/copy_data.h"
+
+namespace outboxd::app {
+
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+    using Ts::operator()...;
+};
+
+std::int64_t unixMicrosNow() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+Pipeline::Pipeline(const config::Config& config, sink::Sink& sink, metrics::Metrics& metrics, int proto_version,
+                   cdc::Lsn start)
+    : config_(config), sink_(sink), metrics_(metrics), router_(config), checkpointer_(start), server_wal_end_(start) {
+    decode_ctx_.proto_version = proto_version;
+}
+
+std::optional<cdc::PgTimestamp> Pipeline::oldestUnconfirmedCommit() const {
+    if (checkpointer_.idle()) return std::nullopt;
+    return checkpointer_.oldestCommitTime();
+}
+
+std::expected<void, Error> Pipeline::serveDeliveries(std::chrono::milliseconds timeout) {
+    deliveries_.clear();
+    auto polled = sink_.poll(timeout, deliveries_);
+    if (!polled) {
+        metrics_.eventFailed("producer_fatal");
+        return std::unexpected(polled.error());
+    }
+    if (deliveries_.empty()) return {};
+    const std::int64_t now_us = unixMicrosNow();
+    for (const auto& d : deliveries_) {
+        if (!d.ok) {
+            metrics_.eventFailed("delivery");
+            return std::unexpected(Error{ErrorKind::SinkDelivery,
+                                         fmt::format("Kafka did not acknowledge an event for topic {}: {}; "
+                                                     "resending from the last confirmed LSN {}",
+                                                     d.topic, d.error, checkpointer_.confirmed())});
+        }
+        auto commit_time = checkpointer_.commitTime(d.token);
+        if (auto ok = checkpointer_.acknowledge(d.token); !ok) {
+            return std::unexpected(Error{ErrorKind::InvariantViolated, ok.error()});
+        }
+        double latency = commit_time.micros != 0 ? static_cast<double>(now_us - commit_time.unixMicros()) / 1e6 : 0;
+        metrics_.eventPublished(d.topic, d.bytes, latency < 0 ? 0 : latency);
+    }
+    return {};
+}
+
+std::expected<void, Error> Pipeline::handleFrame(std::span<const std::byte> frame) {
+    auto parsed = cdc::wire::parseServerMessage(frame);
+    if (!parsed) {
+        return std::unexpected(Error{ErrorKind::SourceWire,
+                                     fmt::format("malformed replication frame ({} bytes): {}; reconnecting from {}",
+                                                 parsed.error().size, parsed.error().detail,
+                                                 checkpointer_.confirmed())});
+    }
+    if (auto* keepalive = std::get_if<cdc::wire::PrimaryKeepalive>(&*parsed)) {
+        if (keepalive->wal_end > server_wal_end_) server_wal_end_ = keepalive->wal_end;
+        if (!held_ && !open_txn_) checkpointer_.observeServerPosition(keepalive->wal_end);
+        if (keepalive->reply_requested) reply_requested_ = true;
+        return {};
+    }
+    auto& xlog = std::get<cdc::wire::XLogData>(*parsed);
+    if (xlog.wal_end > server_wal_end_) server_wal_end_ = xlog.wal_end;
+    decode_ctx_.lsn = xlog.wal_start;
+    auto message = cdc::pgoutput::decode(xlog.data, decode_ctx_);
+    if (!message) {
+        const auto& e = message.error();
+        return std::unexpected(Error{
+            ErrorKind::Decode,
+            fmt::format("could not decode the pgoutput message at {} ('{}', offset {}): {}: {}. This is a bug or an "
+                        "unsupported server; report it with the PostgreSQL version. The slot stays at {}",
+                        xlog.wal_start, e.message_type == 0 ? ' ' : e.message_type, e.offset,
+                        cdc::pgoutput::toString(e.kind), e.detail, checkpointer_.confirmed())});
+    }
+    return handleMessage(*message, xlog.wal_start);
+}
+
+std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& message, cdc::Lsn lsn) {
+    namespace pg = cdc::pgoutput;
+    auto unexpected = [&](std::string_view what) {
+        return std::unexpected(Error{ErrorKind::Decode,
+                                     fmt::format("unexpected {} at {}: outboxd did not ask for it", what, lsn)});
+    };
+    auto skipped = [&](std::string_view kind) -> std::expected<void, Error> {
+        metrics_.skippedChange(kind);
+        if (skips_logged_++ == 0) {
+            spdlog::info("skipping {} on an outbox table at {} (only inserts are events; further skips are logged at "
+                         "debug level)",
+                         kind, lsn);
+        } else {
+            spdlog::debug("skipping {} on an outbox table at {}", kind, lsn);
+        }
+        return {};
+    };
+    return std::visit(
+        Overloaded{
+            [&](pg::Begin& begin) -> std::expected<void, Error> {
+                if (open_txn_) return unexpected("Begin inside a transaction");
+                open_txn_ = checkpointer_.begin(begin.commit_time);
+                change_ctx_.commit_lsn = begin.final_lsn;
+                change_ctx_.xid = begin.xid;
+                change_ctx_.commit_time = begin.commit_time;
+                return {};
+            },
+            [&](pg::Commit& commit) -> std::expected<void, Error> {
+                if (!open_txn_) return unexpected("Commit outside a transaction");
+                auto ok = checkpointer_.commit(*open_txn_, commit.end_lsn);
+                open_txn_.reset();
+                if (!ok) return std::unexpected(Error{ErrorKind::InvariantViolated, ok.error()});
+                return {};
+            },
+            [&](pg::Relation& relation) -> std::expected<void, Error> {
+                auto known = router_.onRelation(relation);
+                if (!known) return std::unexpected(known.error());
+                spdlog::debug("relation {} = {}.{} ({} columns){}", relation.id.value, relation.schema, relation.name,
+                              relation.columns.size(), *known ? ", an outbox table" : "");
+                return {};
+            },
+            [&](pg::Insert& insert) -> std::expected<void, Error> {
+                if (!open_txn_) return unexpected("Insert outside a transaction");
+                if (!router_.isOutbox(insert.relation)) return {};
+                change_ctx_.lsn = lsn;
+                auto routed = router_.route(insert, change_ctx_, event_);
+                if (!routed) {
+                    metrics_.eventFailed("invalid_row");
+                    return std::unexpected(routed.error());
+                }
+                held_ = *open_txn_;
+                return produceHeld();
+            },
+            [&](pg::Update&) { return skipped("update"); },
+            [&](pg::Delete&) { return skipped("delete"); },
+            [&](pg::Truncate&) { return skipped("truncate"); },
+            [&](pg::LogicalMessage& m) -> std::expected<void, Error> {
+                metrics_.logicalMessage(m.transactional);
+                return {};
+            },
+            [&](pg::Origin&) -> std::expected<void, Error> { return {}; },
+            [&](pg::Type&) -> std::expected<void, Error> { return {}; },
+            [&](auto&) -> std::expected<void, Error> { return unexpected("streaming or two-phase message"); },
+        },
+        message);
+}
+
+std::expected<void, Error> Pipeline::retryHeld() {
+    if (!held_) return {};
+    return produceHeld();
+}
+
+std::expected<void, Error> Pipeline::produceHeld() {
+    auto status = sink_.produce(event_, *held_);
+    if (!status) {
+        metrics_.eventFailed(toString(status.error().kind));
+        return std::unexpected(status.error());
+    }
+    if (*status == sink::ProduceStatus::QueueFull) return {};
+    checkpointer_.addEvent(*held_);
+    held_.reset();
+    return {};
+}
+
+}  // namespace outboxd::app

@@ -1,0 +1,82 @@
+#pragma once
+// The relay's per-session processing, without I/O of its own: CopyData frames in, records to
+// the sink, acknowledgements to the checkpointer.
+//
+// Owns the router, the checkpointer and the transaction being received; borrows the sink and
+// the metrics. The session (relay.cpp) feeds it frames from the replication connection and
+// sends the status updates it asks for. Lifecycle: one per replication session. Used by the
+// relay's event-loop thread only.
+
+#include <cstddef>
+#include <expected>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "cdc/checkpointer.h"
+#include "cdc/pgoutput/decoder.h"
+#include "common/error.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "outbox/router.h"
+#include "sink/sink.h"
+
+namespace outboxd::app {
+
+class Pipeline {
+public:
+    Pipeline(const config::Config& config, sink::Sink& sink, metrics::Metrics& metrics, int proto_version,
+             cdc::Lsn start);
+
+    // Handles one CopyData frame from the server (XLogData or keepalive).
+    [[nodiscard]] std::expected<void, Error> handleFrame(std::span<const std::byte> frame);
+
+    // True while a record the sink refused with QueueFull is held: read nothing more until
+    // retryHeld() has queued it.
+    [[nodiscard]] bool blocked() const { return held_.has_value(); }
+    [[nodiscard]] std::expected<void, Error> retryHeld();
+
+    // Serves the sink's delivery reports, waiting up to `timeout` for one. A failed delivery is
+    // an error: the session ends and the next one re-sends from the confirmed LSN.
+    [[nodiscard]] std::expected<void, Error> serveDeliveries(std::chrono::milliseconds timeout);
+
+    // The LSN that may be confirmed to the slot now.
+    [[nodiscard]] cdc::Lsn confirmed() const { return checkpointer_.confirmed(); }
+    [[nodiscard]] cdc::Lsn serverWalEnd() const { return server_wal_end_; }
+    [[nodiscard]] std::size_t inFlight() const { return checkpointer_.inFlight(); }
+    // Commit time of the oldest transaction not yet confirmed, if any (for lag in seconds).
+    [[nodiscard]] std::optional<cdc::PgTimestamp> oldestUnconfirmedCommit() const;
+
+    // The server asked for a status update (keepalive with reply requested); cleared on read.
+    [[nodiscard]] bool takeReplyRequest() {
+        bool r = reply_requested_;
+        reply_requested_ = false;
+        return r;
+    }
+
+private:
+    std::expected<void, Error> handleMessage(cdc::pgoutput::Message& message, cdc::Lsn lsn);
+    std::expected<void, Error> produceHeld();
+
+    const config::Config& config_;
+    sink::Sink& sink_;
+    metrics::Metrics& metrics_;
+    outbox::Router router_;
+    cdc::Checkpointer checkpointer_;
+    cdc::pgoutput::DecodeContext decode_ctx_;
+
+    // Set between Begin and Commit.
+    std::optional<cdc::Checkpointer::TxnSerial> open_txn_;
+    outbox::ChangeContext change_ctx_;
+    outbox::OutboxEvent event_;
+    // Invariant: when set, event_ holds a routed record of transaction *held_ that the sink
+    // refused with QueueFull.
+    std::optional<cdc::Checkpointer::TxnSerial> held_;
+    std::vector<sink::Delivery> deliveries_;
+    // Invariant: never decreases (XLogData for Relation messages carries LSN 0).
+    cdc::Lsn server_wal_end_;
+    bool reply_requested_ = false;
+    std::uint64_t skips_logged_ = 0;
+};
+
+}  // namespace outboxd::app
