@@ -466,7 +466,7 @@ TEST_CASE("documents that are empty, not a map or more than one are errors", "[c
 
     const auto two = parseErrors(std::string(kMinimal) + "---\nlog: {}\n");
     REQUIRE(two.size() == 1);
-    CHECK(two[0].line == 8);
+    CHECK(two[0].line == 7);  // the "---" line
     CHECK_THAT(two[0].message, Catch::Contains("second YAML document"));
 }
 
@@ -780,3 +780,44 @@ TEST_CASE("config/example.yaml is valid and shows every key", "[config]") {
     CHECK(with_env->kafka.brokers == "kafka:9092");
 }
 #endif
+
+TEST_CASE("bytes that are not UTF-8 are one positioned error, not a hang", "[config]") {
+    // fuzz/config_fuzz found that yaml-cpp 0.7 spins on invalid UTF-8 (fuzz/corpus/config/
+    // regression-invalid-utf8-hang); the loader refuses such text before parsing it.
+    std::string yaml = "source:\n  postgres:\n    dsn: \"abc\xff\xff\"\n";
+    auto result = parse(yaml);
+    REQUIRE_FALSE(result);
+    REQUIRE(result.error().size() == 1);
+    CHECK(result.error()[0].line == 3);
+    CHECK(result.error()[0].column == 14);
+    CHECK_THAT(result.error()[0].message, Catch::Contains("UTF-8"));
+
+    CHECK_FALSE(parse(std::string("a: \xc0\xaf\n")));             // overlong
+    CHECK_FALSE(parse(std::string("a: \xed\xa0\x80\n")));         // surrogate
+    CHECK_FALSE(parse(std::string("a: b\0c\n", 7)));              // NUL
+    auto ok = parse("source:\n  postgres:\n    dsn: \"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\"\n"
+                    "sink:\n  kafka:\n    brokers: \"k:9092\"\n");
+    CHECK(ok);
+}
+
+TEST_CASE("the fuzzer's hang reproducer is answered at once", "[config]") {
+    auto path = std::string(OUTBOXD_SOURCE_DIR) + "/fuzz/corpus/config/regression-invalid-utf8-hang";
+    auto result = loadConfig(path, fakeEnv());
+    REQUIRE_FALSE(result);
+    CHECK_THAT(result.error()[0].message, Catch::Contains("UTF-8"));
+}
+
+TEST_CASE("a stray ',' is answered at once (yaml-cpp's LoadAll never ended on it)", "[config]") {
+    auto result = parse("\n,");
+    REQUIRE_FALSE(result);
+    auto two = parse("source:\n  postgres:\n    dsn: x\nsink:\n  kafka:\n    brokers: k\n---\na: 1\n");
+    REQUIRE_FALSE(two);
+    bool found = false;
+    for (const auto& e : two.error()) {
+        if (e.message.find("second YAML document") != std::string::npos) {
+            found = true;
+            CHECK(e.line == 7);
+        }
+    }
+    CHECK(found);
+}

@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <exception>
 #include <span>
+#include <sstream>
 #include <tuple>
 #include <utility>
 
@@ -1040,24 +1042,105 @@ std::expected<Template, std::string> parseTemplate(std::string_view text) {
     return result;
 }
 
+namespace {
+
+// Counts the documents of a YAML stream and remembers where the second one starts.
+struct DocumentCounter final : YAML::EventHandler {
+    int documents = 0;
+    YAML::Mark second = YAML::Mark::null_mark();
+    void OnDocumentStart(const YAML::Mark& mark) override {
+        if (++documents == 2) second = mark;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+};
+
+// yaml-cpp 0.7 can spin for minutes and grow without bound on invalid UTF-8 (found by
+// fuzz/config_fuzz), so the text is checked before it reaches the parser. Returns the 1-based
+// line and column of the first byte that is not UTF-8 (RFC 3629), or of a NUL.
+std::optional<std::pair<int, int>> firstInvalidUtf8(std::string_view text) {
+    int line = 1;
+    int column = 1;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        std::size_t len = 0;
+        std::uint32_t cp = 0;
+        if (c == 0) return std::make_pair(line, column);
+        if (c < 0x80) {
+            len = 1;
+            cp = c;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return std::make_pair(line, column);
+        }
+        if (i + len > text.size()) return std::make_pair(line, column);
+        for (std::size_t k = 1; k < len; ++k) {
+            const auto cc = static_cast<unsigned char>(text[i + k]);
+            if ((cc & 0xC0) != 0x80) return std::make_pair(line, column);
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        const bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+        if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::make_pair(line, column);
+        if (c == '\n') {
+            ++line;
+            column = 1;
+        } else {
+            ++column;
+        }
+        i += len;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::expected<Config, std::vector<ConfigError>> parseConfig(std::string_view yaml,
                                                             std::string_view file,
                                                             const EnvLookup& env) {
+    if (auto bad = firstInvalidUtf8(yaml)) {
+        return std::unexpected(std::vector<ConfigError>{ConfigError{
+            std::string(file), bad->first, bad->second,
+            "this byte is not UTF-8 text (or is a NUL); save the configuration as UTF-8"}});
+    }
     Reader reader(file, env);
     try {
-        const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
-        if (docs.empty()) {
+        const std::string text(yaml);
+        // Documents are counted with a bounded loop: yaml-cpp 0.7's LoadAll never ends on a
+        // stray ',' (found by fuzz/config_fuzz), because each call yields another empty document.
+        DocumentCounter counter;
+        {
+            std::istringstream in(text);
+            YAML::Parser parser(in);
+            for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
+            }
+        }
+        if (counter.documents == 0) {
             reader.error(Pos{},
                          "the configuration is empty; it needs at least source.postgres.dsn and "
                          "sink.kafka.brokers");
             return std::unexpected(reader.takeErrors());
         }
-        if (docs.size() > 1) {
-            reader.error(toPos(docs[1].Mark()),
+        if (counter.documents > 1 && !counter.second.is_null()) {
+            reader.error(toPos(counter.second),
                          "a second YAML document starts here; the configuration is one document, "
                          "remove the '---' separator");
         }
-        return parseDocument(reader, docs.front());
+        return parseDocument(reader, YAML::Load(text));
     } catch (const YAML::Exception& e) {
         reader.error(toPos(e.mark), fmt::format("invalid YAML: {}", e.msg));
     } catch (const std::exception& e) {

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang-19 (AddressSanitizer + UndefinedBehaviorSanitizer)
+# and runs each for SECONDS (default 60) from its committed seed corpus under fuzz/corpus/.
+# New inputs go to a scratch folder; a crash leaves its reproducer in fuzz/findings/ and fails.
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+seconds=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(pgoutput_fuzz copydata_fuzz config_fuzz)
+build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
+
+"$root/scripts/install-deps.sh" --test >/dev/null
+CC=clang-19 CXX=clang++-19 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DOUTBOXD_FUZZ=ON -DOUTBOXD_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
+
+mkdir -p "$root/fuzz/findings"
+status=0
+for t in "${targets[@]}"; do
+  scratch=$(mktemp -d)
+  echo "fuzz: $t for ${seconds}s"
+  if ! (cd "$root/fuzz/findings" && "$build/fuzz/$t" -max_total_time="$seconds" -print_final_stats=1 \
+        -timeout=10 -rss_limit_mb=2048 "$scratch" "$root/fuzz/corpus/${t%_fuzz}" 2>"$scratch.log"); then
+    status=1
+    tail -n 60 "$scratch.log"
+    echo "fuzz: $t FAILED; reproducer in fuzz/findings/"
+  else
+    grep -E '^stat::(number_of_executed_units|peak_rss_mb)|cov:' "$scratch.log" | tail -n 3
+    echo "fuzz: $t ok"
+  fi
+  rm -rf "$scratch" "$scratch.log"
+done
+exit $status
