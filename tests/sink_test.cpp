@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <chrono>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -181,4 +182,30 @@ TEST_CASE("secret property names are recognised", "[sink]") {
     CHECK(sink::isSecretProperty("ssl.key.password"));
     CHECK(sink::isSecretProperty("sasl.oauthbearer.client.secret"));
     CHECK_FALSE(sink::isSecretProperty("linger.ms"));
+}
+
+TEST_CASE("destroying the sink releases the producer and its threads", "[sink]") {
+    MockCluster mock;
+    auto threads = [] {
+        std::size_t n = 0;
+        for (auto it = std::filesystem::directory_iterator("/proc/self/task"); it != std::filesystem::directory_iterator();
+             ++it) {
+            ++n;
+        }
+        return n;
+    };
+    const auto before = threads();
+    {
+        auto sink = sink::KafkaSink::create(kafkaConfig(mock));
+        REQUIRE(sink);
+        REQUIRE((*sink)->produce(event(1), 1));
+        CHECK(threads() > before);
+    }
+    // librdkafka joins its threads in rd_kafka_destroy; give the OS a moment to reap them.
+    bool released = false;
+    for (int i = 0; i < 50 && !released; ++i) {
+        released = threads() == before;
+        if (!released) std::this_thread::sleep_for(20ms);
+    }
+    CHECK(released);
 }

@@ -75,6 +75,21 @@ struct KafkaSink::Impl {
         rd_kafka_topic_destroy(rkt);
     }
 
+    ~Impl() {
+        if (rk != nullptr) {
+            rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_poll(rk, 0);
+            if (main_queue != nullptr) {
+                rd_kafka_queue_io_event_enable(main_queue, -1, nullptr, 0);
+                rd_kafka_queue_destroy(main_queue);
+            }
+            rd_kafka_destroy(rk);
+        }
+        for (int fd : pipe_fds) {
+            if (fd >= 0) ::close(fd);
+        }
+    }
+
     static void onDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
         auto* self = static_cast<Impl*>(opaque);
         Delivery d;
