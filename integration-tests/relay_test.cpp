@@ -12,105 +12,11 @@
 
 #include "outboxd/v1/event.pb.h"
 #include "support.h"
+#include "workload.h"
 
 using namespace itest;
 using namespace std::chrono_literals;
 
-namespace {
-
-const char* const kTypes[] = {"user", "group", "membership"};
-const char* const kEventTypes[] = {"Registered", "Updated", "Deleted"};
-
-std::string eventId(int seq) { return fmt::format("00000000-0000-4000-8000-{:012d}", seq); }
-std::string aggType(int seq) { return kTypes[seq % 3]; }
-std::string aggId(int seq) { return fmt::format("{}-{}", aggType(seq), seq % 37); }
-std::string evType(int seq) { return fmt::format("{}{}", aggType(seq), kEventTypes[(seq / 3) % 3]); }
-// jsonb's own output form (keys shorter first), so it compares byte for byte.
-std::string payload(int seq) { return fmt::format(R"({{"seq": {}, "name": "user-{}"}})", seq, seq); }
-
-// Writes events [first, first+count) in transactions of `per_txn`, each with a users row too,
-// the way the auth service does: the change and its outbox row in one transaction.
-void writeEvents(Pg& pg, int first, int count, int per_txn, std::chrono::microseconds pause = 0us) {
-    for (int base = first; base < first + count; base += per_txn) {
-        std::string sql = "BEGIN;";
-        for (int seq = base; seq < std::min(base + per_txn, first + count); ++seq) {
-            sql += fmt::format(
-                "INSERT INTO users (id, name, email) VALUES ({0}, 'user-{0}', 'u{0}@example.org') "
-                "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name;"
-                "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES ('{1}', '{2}', '{3}', "
-                "'{4}', '{5}');",
-                seq, eventId(seq), aggType(seq), aggId(seq), evType(seq), payload(seq));
-        }
-        sql += "COMMIT;";
-        pg.exec(sql);
-        if (pause > 0us) std::this_thread::sleep_for(pause);
-    }
-}
-
-std::vector<std::string> topicsFor(const std::string& prefix) {
-    std::vector<std::string> t;
-    for (const char* type : kTypes) t.push_back(prefix + "." + type);
-    return t;
-}
-
-struct Decoded {
-    Record record;
-    outboxd::v1::Event event;
-    int seq = -1;
-};
-
-std::vector<Decoded> decodeAll(const std::vector<Record>& records) {
-    std::vector<Decoded> out;
-    for (const auto& r : records) {
-        Decoded d;
-        d.record = r;
-        REQUIRE(d.event.ParseFromString(r.value));
-        d.seq = std::stoi(d.event.id().substr(24));
-        out.push_back(std::move(d));
-    }
-    return out;
-}
-
-// Each record carries exactly what the row said, where it should be.
-void checkContent(const Decoded& d, const std::string& prefix, const std::string& table = "outbox") {
-    const int seq = d.seq;
-    INFO("event seq " << seq);
-    CHECK(d.event.id() == eventId(seq));
-    CHECK(d.record.topic == prefix + "." + aggType(seq));
-    REQUIRE(d.record.key.has_value());
-    CHECK(*d.record.key == aggId(seq));
-    CHECK(d.record.headers.at("id") == eventId(seq));
-    CHECK(d.record.headers.at("type") == evType(seq));
-    CHECK(d.record.headers.at("aggregate_type") == aggType(seq));
-    CHECK(d.record.headers.at("content-type") == "application/json");
-    CHECK(d.event.aggregate_type() == aggType(seq));
-    CHECK(d.event.aggregate_id() == aggId(seq));
-    CHECK(d.event.type() == evType(seq));
-    CHECK(d.event.payload() == payload(seq));
-    CHECK(d.event.content_type() == "application/json");
-    CHECK(d.event.source().table() == table);
-    CHECK(d.event.source().schema() == "public");
-    CHECK(d.event.source().lsn() > 0);
-    CHECK(d.event.source().commit_lsn() >= d.event.source().lsn());
-    CHECK(d.event.source().xid() > 0);
-    CHECK(d.event.occurred_at().seconds() == d.event.source().commit_time().seconds());
-    CHECK(d.event.source().commit_time().seconds() > 1'600'000'000);
-}
-
-void waitStreaming(Pg& pg, const std::string& slot, Daemon& daemon) {
-    bool ok = eventually(
-        [&] {
-            return pg.scalar(fmt::format("SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{}'", slot))
-                .has_value();
-        },
-        60s);
-    INFO(daemon.log());
-    REQUIRE(ok);
-}
-
-std::uint64_t currentLsn(Pg& pg) { return parseLsn(*pg.scalar("SELECT pg_current_wal_insert_lsn()")); }
-
-}  // namespace
 
 TEST_CASE("relay_delivers_every_event_once_in_commit_order", "[integration]") {
     // GIVEN a database with the seed's schema and outboxd streaming from it
@@ -270,14 +176,29 @@ TEST_CASE("idle_outbox_follows_the_wal_end", "[integration]") {
     waitStreaming(pg, db.name, daemon);
     const std::uint64_t start = confirmedFlush(pg, db.name);
 
-    // WHEN other tables are written
+    // WHEN 100 MB are written to another table
     pg.exec("CREATE TABLE other (id bigserial PRIMARY KEY, v text)");
-    pg.exec("INSERT INTO other (v) SELECT repeat('x', 200) FROM generate_series(1, 20000)");
+    for (int i = 0; i < 10; ++i) {
+        pg.exec("INSERT INTO other (v) SELECT repeat(md5(g::text), 32) FROM generate_series(1, 10000) g");
+    }
     const std::uint64_t after = currentLsn(pg);
+    CHECK(after - start > 100ull * 1024 * 1024);
 
-    // THEN the slot's confirmed position follows, so the idle outbox pins no WAL
+    // THEN the slot's confirmed position follows, and the WAL it retains falls under 16 MiB
+    // within 60 s: the idle outbox pins no WAL
     CHECK(eventually([&] { return confirmedFlush(pg, db.name) >= after; }, 60s));
-    CHECK(confirmedFlush(pg, db.name) > start);
+    std::int64_t retained = -1;
+    bool small = eventually(
+        [&] {
+            retained = std::stoll(*pg.scalar(fmt::format(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots "
+                "WHERE slot_name = '{}'",
+                db.name)));
+            return retained < 16 * 1024 * 1024;
+        },
+        60s);
+    INFO("retained WAL: " << retained << " bytes");
+    CHECK(small);
     CHECK(daemon.terminate() == 0);
 }
 

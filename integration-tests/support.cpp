@@ -13,6 +13,9 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
@@ -289,7 +292,8 @@ std::vector<Record> KafkaReader::drain(std::chrono::milliseconds quiet) {
     }
 }
 
-std::string relayConfig(const Database& db, const std::string& topic_prefix, const std::string& extra) {
+std::string relayConfig(const Database& db, const std::string& topic_prefix, const std::string& extra,
+                        int metrics_port) {
     return fmt::format(R"(source:
   postgres:
     dsn: "{}"
@@ -302,11 +306,51 @@ sink:
     brokers: "{}"
     shutdown_timeout_ms: 20000
 metrics:
-  listen: ""
+  listen: "{}"
 log:
   level: debug
 {})",
-                       db.dsn, db.name, db.name, topic_prefix, Env::get().brokers, extra);
+                       db.dsn, db.name, db.name, topic_prefix, Env::get().brokers,
+                       metrics_port == 0 ? std::string() : fmt::format("127.0.0.1:{}", metrics_port), extra);
+}
+
+void ctl(const std::string& action) {
+    std::string cmd = fmt::format("'{}/ctl.sh' '{}' {}", OUTBOXD_IT_ENV_SCRIPTS, Env::get().work_dir, action);
+    int rc = std::system(cmd.c_str());
+    if (rc != 0) throw std::runtime_error(fmt::format("{} failed ({})", cmd, rc));
+}
+
+int freePort() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    int port = ntohs(addr.sin_port);
+    ::close(fd);
+    return port;
+}
+
+HttpResponse httpGet(int port, const std::string& path) {
+    httplib::Client client("127.0.0.1", port);
+    client.set_connection_timeout(2);
+    client.set_read_timeout(5);
+    auto res = client.Get(path.c_str());
+    if (!res) return {};
+    return {res->status, res->body};
+}
+
+std::optional<double> metricValue(const std::string& text, const std::string& series) {
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ') {
+            return std::stod(line.substr(series.size() + 1));
+        }
+    }
+    return std::nullopt;
 }
 
 std::uint64_t parseLsn(const std::string& text) {

@@ -95,8 +95,25 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// Runs integration-tests/env/ctl.sh on the test services: kafka-stop, kafka-start, pg-restart...
+void ctl(const std::string& action);
+
+// A free TCP port on 127.0.0.1.
+int freePort();
+
+struct HttpResponse {
+    int status = 0;  // 0 when the request failed
+    std::string body;
+};
+HttpResponse httpGet(int port, const std::string& path);
+
+// The value of an unlabelled (or exactly labelled) sample in Prometheus text, or nullopt.
+std::optional<double> metricValue(const std::string& text, const std::string& series);
+
 // YAML for a daemon reading `db` through slot/publication named after it, topics "<prefix>.{aggregatetype}".
-std::string relayConfig(const Database& db, const std::string& topic_prefix, const std::string& extra = "");
+// `extra` is appended at the top level; metrics_port 0 disables the metrics endpoint.
+std::string relayConfig(const Database& db, const std::string& topic_prefix, const std::string& extra = "",
+                        int metrics_port = 0);
 
 // The slot's confirmed_flush_lsn as a number (0 when absent).
 std::uint64_t confirmedFlush(Pg& pg, const std::string& slot);

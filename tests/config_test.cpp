@@ -82,6 +82,8 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
     CHECK(c.postgres.create_slot);
     CHECK(c.postgres.create_publication);
     CHECK(c.postgres.status_interval == 1000ms);
+    CHECK(c.postgres.heartbeat_interval == 0ms);
+    CHECK(c.postgres.slot_check_interval == 10000ms);
     REQUIRE(c.outbox.tables.size() == 1);
     CHECK(c.outbox.tables[0] == TableName{"public", "outbox"});
     CHECK(c.outbox.columns.id == "id");
@@ -111,6 +113,8 @@ TEST_CASE("every key is parsed", "[config]") {
     create_slot: false
     create_publication: no
     status_interval_ms: 250
+    heartbeat_interval_ms: 30000
+    slot_check_interval_ms: 5000
   outbox:
     tables: [app.events, outbox_two]
     columns:
@@ -142,6 +146,8 @@ log:
     CHECK_FALSE(c.postgres.create_slot);
     CHECK_FALSE(c.postgres.create_publication);
     CHECK(c.postgres.status_interval == 250ms);
+    CHECK(c.postgres.heartbeat_interval == 30000ms);
+    CHECK(c.postgres.slot_check_interval == 5000ms);
     REQUIRE(c.outbox.tables.size() == 2);
     CHECK(c.outbox.tables[0] == TableName{"app", "events"});
     CHECK(c.outbox.tables[1] == TableName{"public", "outbox_two"});
@@ -197,7 +203,8 @@ sink:
         CHECK_THAT(e.message, Catch::Contains("unknown key 'source.postgres.publicaton'"));
         CHECK_THAT(e.message, Catch::Contains("did you mean 'publication'?"));
         CHECK_THAT(e.message, Catch::Contains("dsn, slot, publication, create_slot, "
-                                              "create_publication, status_interval_ms"));
+                                              "create_publication, status_interval_ms, "
+                                              "heartbeat_interval_ms, slot_check_interval_ms"));
     }
     SECTION("a key at the wrong level is pointed to its place") {
         const auto e = onlyError(R"yaml(source:

@@ -5,12 +5,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 dir=${1:?usage: down.sh DIR}
 [ -d "$dir" ] || exit 0
-if [ -f "$dir/kafka/pid" ]; then
-  pid=$(cat "$dir/kafka/pid")
-  kill "$pid" 2>/dev/null
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  kill -9 "$pid" 2>/dev/null
-fi
+stop_broker "$dir/kafka"
+stop_broker "$dir/kafka-sasl"
 if [ -f "$dir/pgdata/postmaster.pid" ]; then
   as_pg "$(pg_bindir)/pg_ctl" -D "$dir/pgdata" -m immediate -w stop >/dev/null 2>&1
 fi

@@ -36,27 +36,95 @@ as_pg() {
 
 kafka_version() { echo "4.1.1"; }
 
+# The broker for the SASL/SCRAM tests: librdkafka before 2.6.1 (Debian 12 ships 2.0.2) cannot
+# complete SCRAM with Kafka 4.x brokers, which check the client nonce strictly; 3.9 accepts it.
+kafka_sasl_version() { echo "3.9.1"; }
+
 kafka_cache_dir() {
-  echo "${OUTBOXD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outboxd}/kafka-$(kafka_version)"
+  echo "${OUTBOXD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outboxd}/kafka-${1:-$(kafka_version)}"
 }
 
-# Fetches the Kafka broker jars from Maven Central into the cache, once.
+# Fetches the Kafka broker jars of VERSION from Maven Central into the cache, once.
 fetch_kafka() {
-  local here cache
+  local version=${1:-$(kafka_version)} here cache
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  cache=$(kafka_cache_dir)
+  cache=$(kafka_cache_dir "$version")
   if [ -f "$cache/.complete" ]; then
     echo "$cache"
     return 0
   fi
   mkdir -p "$cache"
-  echo "fetching Apache Kafka $(kafka_version) jars with Maven into $cache" >&2
-  if ! mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+  echo "fetching Apache Kafka $version jars with Maven into $cache" >&2
+  if ! mvn -q -B -f "$here/kafka/pom.xml" -Dkafka.version="$version" dependency:copy-dependencies \
         -DoutputDirectory="$cache/libs" >"$cache/mvn.log" 2>&1; then
     cat "$cache/mvn.log" >&2
-    echo "could not fetch Kafka with Maven (see above)" >&2
+    echo "could not fetch Kafka $version with Maven (see above)" >&2
     return 1
   fi
   touch "$cache/.complete"
   echo "$cache"
+}
+
+# Writes DIR/server.properties, formats DIR/data and writes DIR/start.sh for a single-node
+# KRaft broker of the jars in LIBS. LISTENERS is "PLAINTEXT" or "SASL_PLAINTEXT".
+#   prepare_broker DIR LIBS LISTENERS CLIENT_PORT CONTROLLER_PORT
+prepare_broker() {
+  local kdir=$1 libs=$2 kind=$3 port=$4 cport=$5 java cid scram=()
+  java=${JAVA_HOME:+$JAVA_HOME/bin/}java
+  mkdir -p "$kdir/data"
+  {
+    echo "process.roles=broker,controller"
+    echo "node.id=1"
+    echo "controller.quorum.voters=1@127.0.0.1:$cport"
+    echo "listeners=$kind://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+    echo "advertised.listeners=$kind://127.0.0.1:$port"
+    echo "controller.listener.names=CONTROLLER"
+    echo "inter.broker.listener.name=$kind"
+    echo "listener.security.protocol.map=$kind:$kind,CONTROLLER:PLAINTEXT"
+    echo "log.dirs=$kdir/data"
+    echo "num.partitions=3"
+    echo "offsets.topic.replication.factor=1"
+    echo "transaction.state.log.replication.factor=1"
+    echo "transaction.state.log.min.isr=1"
+    echo "group.initial.rebalance.delay.ms=0"
+    echo "auto.create.topics.enable=true"
+    if [ "$kind" = SASL_PLAINTEXT ]; then
+      echo "sasl.enabled.mechanisms=SCRAM-SHA-256"
+      echo "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256"
+      echo "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"broker-test-secret\";"
+    fi
+  } >"$kdir/server.properties"
+  if [ "$kind" = SASL_PLAINTEXT ]; then
+    scram=(--add-scram 'SCRAM-SHA-256=[name=outboxd,password=outboxd-test-secret]'
+           --add-scram 'SCRAM-SHA-256=[name=broker,password=broker-test-secret]')
+  fi
+  cid=$($java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+  $java -cp "$libs/*" kafka.tools.StorageTool format -t "$cid" -c "$kdir/server.properties" "${scram[@]}" \
+    >"$kdir/format.log" 2>&1 || { cat "$kdir/format.log" >&2; return 1; }
+  # start.sh starts the broker again on the same ports and data (the fault tests stop it).
+  cat >"$kdir/start.sh" <<START
+#!/usr/bin/env bash
+nohup $java -Xms128m -Xmx512m -XX:+UseSerialGC -cp "$libs/*" kafka.Kafka "$kdir/server.properties" \\
+  >>"$kdir/broker.log" 2>&1 </dev/null &
+echo \$! >"$kdir/pid"
+for _ in \$(seq 1 120); do
+  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then exit 0; fi
+  kill -0 "\$(cat "$kdir/pid")" 2>/dev/null || break
+  sleep 0.5
+done
+echo "Kafka broker did not start; its log:" >&2
+tail -n 50 "$kdir/broker.log" >&2
+exit 1
+START
+  chmod +x "$kdir/start.sh"
+}
+
+stop_broker() {
+  local kdir=$1 pid
+  [ -f "$kdir/pid" ] || return 0
+  pid=$(cat "$kdir/pid")
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+  kill -9 "$pid" 2>/dev/null
+  return 0
 }

@@ -62,52 +62,26 @@ ENV
 
 # --- Kafka ----------------------------------------------------------------------------
 if [ "$with_kafka" = 1 ]; then
-  cache=$(fetch_kafka)
-  kport=$(free_port)
-  cport=$(free_port)
+  libs="$(fetch_kafka "$(kafka_version)")/libs"
+  kport=$(free_port); cport=$(free_port)
   while [ "$cport" = "$kport" ]; do cport=$(free_port); done
-  kdir="$dir/kafka"
-  mkdir -p "$kdir/data"
-  cat >"$kdir/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$kport,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$kport
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$kdir/data
-num.partitions=3
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
-log.flush.interval.messages=9223372036854775807
-PROPS
-  java=${JAVA_HOME:+$JAVA_HOME/bin/}java
-  cid=$($java -cp "$cache/libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
-  $java -cp "$cache/libs/*" kafka.tools.StorageTool format -t "$cid" -c "$kdir/server.properties" \
-    >"$kdir/format.log" 2>&1 || { cat "$kdir/format.log" >&2; exit 1; }
-  nohup $java -Xms256m -Xmx768m -XX:+UseSerialGC -cp "$cache/libs/*" kafka.Kafka "$kdir/server.properties" \
-    >"$kdir/broker.log" 2>&1 </dev/null &
-  echo $! >"$kdir/pid"
-  ok=0
-  for _ in $(seq 1 120); do
-    if (exec 3<>/dev/tcp/127.0.0.1/"$kport") 2>/dev/null; then ok=1; break; fi
-    if ! kill -0 "$(cat "$kdir/pid")" 2>/dev/null; then break; fi
-    sleep 0.5
-  done
-  if [ "$ok" != 1 ]; then
-    echo "Kafka broker did not start; its log:" >&2
-    tail -n 50 "$kdir/broker.log" >&2
-    exit 1
-  fi
+  prepare_broker "$dir/kafka" "$libs" PLAINTEXT "$kport" "$cport"
+  "$dir/kafka/start.sh"
   cat >>"$dir/env.sh" <<ENV
 export OUTBOXD_IT_KAFKA_BROKERS='127.0.0.1:$kport'
-export OUTBOXD_IT_KAFKA_DIR='$kdir'
-export OUTBOXD_IT_KAFKA_LIBS='$cache/libs'
+export OUTBOXD_IT_KAFKA_DIR='$dir/kafka'
+export OUTBOXD_IT_KAFKA_LIBS='$libs'
 ENV
+  if [ "${OUTBOXD_IT_SASL:-1}" = 1 ]; then
+    sasl_libs="$(fetch_kafka "$(kafka_sasl_version)")/libs"
+    sport=$(free_port); scport=$(free_port)
+    while [ "$scport" = "$sport" ]; do scport=$(free_port); done
+    prepare_broker "$dir/kafka-sasl" "$sasl_libs" SASL_PLAINTEXT "$sport" "$scport"
+    "$dir/kafka-sasl/start.sh"
+    cat >>"$dir/env.sh" <<ENV
+export OUTBOXD_IT_KAFKA_SASL_BROKERS='127.0.0.1:$sport'
+export OUTBOXD_IT_KAFKA_SASL_DIR='$dir/kafka-sasl'
+ENV
+  fi
 fi
 echo "services up: $(tr '\n' ' ' <"$dir/env.sh" | sed 's/export //g')"

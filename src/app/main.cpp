@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,7 @@
 
 #include "app/logging.h"
 #include "app/relay.h"
+#include "cdc/slot_monitor.h"
 #include "config/config.h"
 #include "metrics/http_server.h"
 #include "metrics/metrics.h"
@@ -109,8 +111,20 @@ int main(int argc, char** argv) {
     }
     spdlog::info("outboxd {} starting: slot {}, publication {}, tables {}, brokers {}", OUTBOXD_VERSION,
                  config.postgres.slot, config.postgres.publication, config.outbox.tables.size(), config.kafka.brokers);
+    outboxd::cdc::SlotMonitor monitor(
+        {config.postgres.dsn, config.postgres.slot, config.postgres.slot_check_interval,
+         config.postgres.heartbeat_interval},
+        [&metrics](const outboxd::cdc::SlotState& s) {
+            metrics.slotState(s.exists, s.active, s.wal_status,
+                              s.safe_wal_size ? static_cast<double>(*s.safe_wal_size)
+                                              : std::numeric_limits<double>::quiet_NaN(),
+                              s.retained_bytes);
+        },
+        [&metrics](bool ok) { metrics.heartbeat(ok); });
+    monitor.start();
     outboxd::app::Relay relay(config, metrics, g_stop);
     int code = relay.run();
+    monitor.stop();
     http.stop();
     spdlog::info("outboxd exiting with code {}", code);
     return code;

@@ -45,6 +45,7 @@ std::string_view stageOf(ErrorKind kind) {
         case ErrorKind::SinkDelivery:
         case ErrorKind::SinkFatal:
         case ErrorKind::SinkRejected:
+        case ErrorKind::SinkAuthentication:
             return "sending";
     }
     return "unknown";

@@ -27,6 +27,7 @@ enum class ErrorKind {
     SinkDelivery,         // Kafka reported a delivery failure after its retries
     SinkFatal,            // librdkafka raised a fatal error (idempotence state lost)
     SinkRejected,         // Kafka refused a message for good (too large, invalid topic)
+    SinkAuthentication,   // the broker refused outboxd's credentials (SASL)
     InvariantViolated,    // an LSN went backwards where it must not
 };
 
@@ -50,6 +51,7 @@ enum class ErrorKind {
         case ErrorKind::InvalidRow:
         case ErrorKind::SinkCreate:
         case ErrorKind::SinkRejected:
+        case ErrorKind::SinkAuthentication:
         case ErrorKind::InvariantViolated:
             return false;
     }
@@ -75,6 +77,7 @@ enum class ErrorKind {
         case ErrorKind::SinkDelivery: return "sink_delivery";
         case ErrorKind::SinkFatal: return "sink_fatal";
         case ErrorKind::SinkRejected: return "sink_rejected";
+        case ErrorKind::SinkAuthentication: return "sink_authentication";
         case ErrorKind::InvariantViolated: return "invariant_violated";
     }
     return "unknown";

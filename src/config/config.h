@@ -28,6 +28,13 @@ struct PostgresConfig {
     bool create_publication = true;
     // How often a standby status update is sent when nothing else asks for one.
     std::chrono::milliseconds status_interval{1000};
+    // Optional heartbeat: pg_logical_emit_message(false, 'outboxd.heartbeat', '') on a separate
+    // connection, so that a slot whose server sends no keepalive for long still shows progress.
+    // 0 disables it (the default).
+    std::chrono::milliseconds heartbeat_interval{0};
+    // How often the slot's state (retained WAL, wal_status, safe_wal_size) is read from
+    // pg_replication_slots for the metrics; 0 disables it.
+    std::chrono::milliseconds slot_check_interval{10000};
 };
 
 struct OutboxColumns {

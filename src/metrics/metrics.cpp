@@ -48,6 +48,31 @@ Metrics::Metrics()
                     .Name("outboxd_logical_messages_total")
                     .Help("Logical decoding messages (pg_logical_emit_message) received, by kind")
                     .Register(*registry_)),
+      slot_retained_(prometheus::BuildGauge()
+                         .Name("outboxd_slot_retained_wal_bytes")
+                         .Help("WAL the slot keeps on the server: pg_current_wal_lsn() - restart_lsn")
+                         .Register(*registry_)
+                         .Add({})),
+      slot_safe_wal_size_(prometheus::BuildGauge()
+                              .Name("outboxd_slot_safe_wal_size_bytes")
+                              .Help("pg_replication_slots.safe_wal_size: WAL that can still be written before the slot "
+                                    "is lost (NaN when max_slot_wal_keep_size is unlimited)")
+                              .Register(*registry_)
+                              .Add({})),
+      slot_active_(prometheus::BuildGauge()
+                       .Name("outboxd_slot_active")
+                       .Help("1 when the slot exists and a walsender streams from it")
+                       .Register(*registry_)
+                       .Add({})),
+      slot_wal_status_(prometheus::BuildGauge()
+                           .Name("outboxd_slot_wal_status")
+                           .Help("pg_replication_slots.wal_status: 1 for the current status (reserved, extended, "
+                                 "unreserved, lost; missing when the slot does not exist)")
+                           .Register(*registry_)),
+      heartbeats_(prometheus::BuildCounter()
+                      .Name("outboxd_heartbeats_total")
+                      .Help("Heartbeat messages written, by result")
+                      .Register(*registry_)),
       lag_bytes_(prometheus::BuildGauge()
                      .Name("outboxd_replication_lag_bytes")
                      .Help("Server WAL end minus the LSN confirmed to the slot")
@@ -119,6 +144,19 @@ void Metrics::error(std::string_view stage, std::string_view kind) {
 void Metrics::skippedChange(std::string_view kind) { skipped_.Add({{"kind", std::string(kind)}}).Increment(); }
 
 void Metrics::reconnect() { reconnects_.Increment(); }
+
+void Metrics::slotState(bool exists, bool active, const std::string& wal_status, double safe_wal_size,
+                        std::uint64_t retained_bytes) {
+    slot_active_.Set(exists && active ? 1 : 0);
+    slot_retained_.Set(static_cast<double>(retained_bytes));
+    slot_safe_wal_size_.Set(safe_wal_size);
+    for (const char* status : {"reserved", "extended", "unreserved", "lost", "missing"}) {
+        bool current = exists ? wal_status == status : std::string_view(status) == "missing";
+        slot_wal_status_.Add({{"status", status}}).Set(current ? 1 : 0);
+    }
+}
+
+void Metrics::heartbeat(bool ok) { heartbeats_.Add({{"result", ok ? "ok" : "error"}}).Increment(); }
 
 void Metrics::logicalMessage(bool transactional) {
     messages_.Add({{"transactional", transactional ? "true" : "false"}}).Increment();

@@ -33,6 +33,10 @@ public:
     void skippedChange(std::string_view kind);
     void reconnect();
     void logicalMessage(bool transactional);
+    // From the slot monitor's thread.
+    void slotState(bool exists, bool active, const std::string& wal_status, double safe_wal_size,
+                   std::uint64_t retained_bytes);
+    void heartbeat(bool ok);
 
     void setInFlight(std::size_t n) { in_flight_.Set(static_cast<double>(n)); }
     void setConfirmed(std::uint64_t lsn) { confirmed_lsn_.Set(static_cast<double>(lsn)); }
@@ -62,6 +66,11 @@ private:
     prometheus::Family<prometheus::Counter>& skipped_;
     prometheus::Counter& reconnects_;
     prometheus::Family<prometheus::Counter>& messages_;
+    prometheus::Gauge& slot_retained_;
+    prometheus::Gauge& slot_safe_wal_size_;
+    prometheus::Gauge& slot_active_;
+    prometheus::Family<prometheus::Gauge>& slot_wal_status_;
+    prometheus::Family<prometheus::Counter>& heartbeats_;
     prometheus::Gauge& lag_bytes_;
     prometheus::Gauge& lag_seconds_;
     prometheus::Gauge& confirmed_lsn_;

@@ -47,6 +47,7 @@ struct KafkaSink::Impl {
     std::vector<Delivery> collected;
     std::size_t in_flight = 0;
     bool fatal = false;
+    std::string auth_error;  // set by onError on an authentication failure
     // Topics whose metadata this producer has asked for (see warmTopic).
     std::unordered_set<std::string> known_topics;
 
@@ -110,6 +111,9 @@ struct KafkaSink::Impl {
             rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf.data(), buf.size());
             spdlog::error("kafka producer fatal error: {}: {}", rd_kafka_err2name(orig), buf.data());
             return;
+        }
+        if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED) {
+            self->auth_error = reason;
         }
         spdlog::warn("kafka: {}: {}", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
     }
@@ -238,6 +242,13 @@ std::expected<void, Error> KafkaSink::poll(std::chrono::milliseconds timeout, st
             std::ranges::move(impl_->collected, std::back_inserter(out));
             impl_->collected.clear();
         }
+    }
+    if (!impl_->auth_error.empty()) {
+        return std::unexpected(Error{ErrorKind::SinkAuthentication,
+                                     fmt::format("Kafka refused outboxd's credentials ({}); check "
+                                                 "sink.kafka.properties sasl.mechanisms, sasl.username and "
+                                                 "sasl.password (and the broker's SCRAM users or JAAS setup)",
+                                                 impl_->auth_error)});
     }
     if (impl_->fatal) {
         std::array<char, 512> buf{};
