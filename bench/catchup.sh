@@ -5,25 +5,38 @@
 #   - pg_recvlogical reads the backlog from slot 1 (the rate a walsender can decode: the ceiling);
 #   - outboxd reads it from slot 2 into Kafka, until the slot's confirmed LSN reaches the end;
 #   - pg_recvlogical reads it again from slot 3 (a second sample, the machine is shared);
-#   - prints events/s for each, outboxd's ratio to pg_recvlogical, outboxd's peak RSS and CPU time,
-#     and checks that Kafka holds every event.
+#   - Debezium Server (PostgreSQL connector + Outbox Event Router, bench/debezium/run.sh) reads it
+#     from slot 4 into topics debezium.outbox.event.<aggregatetype>, until its offset file records
+#     the backlog's last event as processed (skipped with BENCH_SKIP_DEBEZIUM=1);
+#   - prints events/s for each, outboxd's ratio to pg_recvlogical and to Debezium, peak RSS and CPU
+#     time of outboxd and Debezium, and checks that Kafka holds every event of both.
 #   bench/catchup.sh [EVENTS]
+# BENCH_DEBEZIUM_TIMEOUT (seconds, default 600) bounds the Debezium step; BENCH_KEEP_WORK=1 keeps
+# the work folder (logs, configuration) instead of deleting it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 events=${1:-200000}
 per_txn=5
 build=${BENCH_BUILD_DIR:-$root/build-release}
+skip_dbz=${BENCH_SKIP_DEBEZIUM:-0}
+dbz_timeout=${BENCH_DEBEZIUM_TIMEOUT:-600}
 
 "$root/scripts/install-deps.sh" --test >/dev/null
 BUILD_DIR=$build "$root/scripts/build.sh" --release --no-tests >/dev/null
+if [ "$skip_dbz" != 1 ]; then
+  "$root/bench/debezium/fetch.sh" >/dev/null
+  dbz_java=$(. "$root/bench/debezium/lib.sh"; debezium_java)
+fi
 
 work=$(mktemp -d /tmp/outboxd-bench.XXXXXX)
 chmod 755 "$work"
 outboxd_pid=""
+dbz_pid=""
 cleanup() {
   [ -n "$outboxd_pid" ] && kill -KILL "$outboxd_pid" 2>/dev/null || true
+  [ -n "$dbz_pid" ] && kill -KILL "$dbz_pid" 2>/dev/null || true
   "$root/integration-tests/env/down.sh" "$work/services" >/dev/null 2>&1 || true
-  rm -rf "$work"
+  if [ "${BENCH_KEEP_WORK:-0}" = 1 ]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -45,6 +58,9 @@ SELECT pg_create_logical_replication_slot('recv1', 'pgoutput');
 SELECT pg_create_logical_replication_slot('outboxd', 'pgoutput');
 SELECT pg_create_logical_replication_slot('recv2', 'pgoutput');
 SQL
+if [ "$skip_dbz" != 1 ]; then
+  psql -X -q -At -v ON_ERROR_STOP=1 "$dsn" -c "SELECT pg_create_logical_replication_slot('debezium', 'pgoutput')" >/dev/null
+fi
 
 now() { date +%s.%N; }
 fill_start=$(now)
@@ -121,6 +137,61 @@ outboxd_pid=""
 
 recv2_s=$(recvlogical recv2)
 
+# Debezium step. Debezium Server's Kafka sink waits for every record of a batch to be acknowledged
+# before it marks the batch processed, and with offset.flush.interval.ms=0 it then writes its
+# offset file; the offset's lsn_proc is the LSN of the last event processed. The step ends when
+# that offset reaches the LSN of the backlog's last outbox INSERT record (found with pg_waldump
+# in the last 8 MiB of the backlog's WAL): every event acknowledged by Kafka and recorded.
+# (Debezium's slot is not the end mark: Debezium confirms to it the commit LSN of the last
+# transaction it saw end, i.e. short of the last one, until a later event or heartbeat arrives.)
+dbz_fail() {
+  echo "DEBEZIUM DID NOT DELIVER: $*" >&2
+  if [ -f "$work/debezium/debezium.log" ]; then
+    echo "--- errors and last lines of $work/debezium/debezium.log:" >&2
+    grep -E 'ERROR|Exception' "$work/debezium/debezium.log" | tail -n 20 >&2 || true
+    tail -n 30 "$work/debezium/debezium.log" >&2
+  fi
+  exit 1
+}
+lsn_num() { echo $(( (16#${1%/*} << 32) | 16#${1#*/} )); }
+if [ "$skip_dbz" != 1 ]; then
+  rel=$(psql -X -At "$dsn" -c "SELECT d.oid || '/' || pg_relation_filenode('outbox') FROM pg_database d WHERE d.datname = current_database()")
+  scan_from=$(psql -X -At "$dsn" -c "SELECT greatest(confirmed_flush_lsn, '$end_lsn'::pg_lsn - 8388608) FROM pg_replication_slots WHERE slot_name = 'debezium'")
+  last_event_lsn=$("$bindir/pg_waldump" -p "$OUTBOXD_IT_PGDATA/pg_wal" -s "$scan_from" -e "$end_lsn" -r Heap 2>/dev/null \
+                     | grep -E "desc: INSERT.* rel [0-9]+/$rel " | tail -n 1 \
+                     | sed -E 's/.* lsn: ([0-9A-F]+)\/0*([0-9A-F]+),.*/\1\/\2/' || true)
+  [ -n "$last_event_lsn" ] || dbz_fail "could not find the backlog's last INSERT with pg_waldump between $scan_from and $end_lsn"
+  last_event_num=$(lsn_num "$last_event_lsn")
+  dbz_t0=$(now)
+  dbz_pid=$(DBZ_WORK_DIR="$work/debezium" DBZ_PG_HOST=127.0.0.1 DBZ_PG_PORT="$OUTBOXD_IT_PG_PORT" DBZ_PG_DB=bench \
+            DBZ_PG_USER=postgres DBZ_SLOT=debezium DBZ_PUBLICATION=bench DBZ_TABLE=public.outbox \
+            DBZ_KAFKA_BROKERS="$OUTBOXD_IT_KAFKA_BROKERS" DBZ_TOPIC_PREFIX=debezium.outbox.event. \
+            DEBEZIUM_JAVA_HOME="${dbz_java%/bin/java}" "$root/bench/debezium/run.sh")
+  while true; do
+    proc=$(grep -aoE '"lsn_proc":[0-9]+' "$work/debezium/offsets.dat" 2>/dev/null | tail -n 1 | cut -d: -f2 || true)
+    if [ -n "$proc" ] && [ "$proc" -ge "$last_event_num" ]; then break; fi
+    if ! kill -0 "$dbz_pid" 2>/dev/null; then
+      dbz_pid=""
+      dbz_fail "the Debezium Server process exited before its offset reached $last_event_lsn"
+    fi
+    if [ "$(echo "$(now) - $dbz_t0 > $dbz_timeout" | bc)" = 1 ]; then
+      dbz_fail "Debezium's offset at lsn_proc=${proc:-none} after ${dbz_timeout}s, short of $last_event_lsn ($last_event_num) (BENCH_DEBEZIUM_TIMEOUT)"
+    fi
+    sleep 0.05
+  done
+  dbz_s=$(echo "$(now) - $dbz_t0" | bc)
+  dbz_rss_kb=$(awk '/^VmHWM/{print $2}' "/proc/$dbz_pid/status")
+  read -r utime stime < <(awk '{print $14, $15}' "/proc/$dbz_pid/stat")
+  dbz_cpu_s=$(echo "($utime + $stime) / $(getconf CLK_TCK)" | bc -l)
+  dbz_threads=$(awk '/^Threads/{print $2}' "/proc/$dbz_pid/status")
+  sleep 1  # lets Debezium's flush thread pass its last commit LSN to the slot, for the report
+  dbz_slot_lsn=$(psql -X -At "$dsn" -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'debezium'")
+  kill -TERM "$dbz_pid"
+  for _ in $(seq 1 100); do kill -0 "$dbz_pid" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$dbz_pid" 2>/dev/null || true
+  dbz_pid=""
+fi
+
 in_kafka=0
 for topic in outbox.event.user outbox.event.group outbox.event.membership; do
   n=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --format latency \
@@ -128,7 +199,17 @@ for topic in outbox.event.user outbox.event.group outbox.event.membership; do
   in_kafka=$((in_kafka + n))
 done
 
+dbz_in_kafka=0
+if [ "$skip_dbz" != 1 ]; then
+  read -r dbz_in_kafka dbz_first_ms dbz_last_ms < <("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" \
+      --topic debezium.outbox.event.user --topic debezium.outbox.event.group --topic debezium.outbox.event.membership \
+      --format count --idle-ms 3000 --timeout-ms 120000 \
+    | sed -E 's/received=([0-9]+) first_ts_ms=(-?[0-9]+) last_ts_ms=(-?[0-9]+)/\1 \2 \3/') || true
+  dbz_in_kafka=${dbz_in_kafka:-0}
+fi
+
 rate() { echo "$events / $1" | bc; }
+lz() { sed -E 's/^(-?)\./\10./'; }
 recv_rate1=$(rate "$recv1_s"); recv_rate2=$(rate "$recv2_s"); outboxd_rate=$(rate "$outboxd_s")
 recv_best=$(( recv_rate1 > recv_rate2 ? recv_rate1 : recv_rate2 ))
 cat <<REPORT
@@ -144,4 +225,19 @@ outboxd peak RSS:     $((rss_kb / 1024)) MiB (VmHWM)
 outboxd CPU:          $(printf '%.2f' "$cpu_s")s user+sys, $(echo "scale=2; $cpu_s * 100000 / $events" | bc) s per 100k events
 events in Kafka:      $in_kafka of $events
 REPORT
+if [ "$skip_dbz" = 1 ]; then
+  echo "debezium:             skipped (BENCH_SKIP_DEBEZIUM=1)"
+else
+  dbz_rate=$(rate "$dbz_s")
+  cat <<REPORT
+debezium versions:    Debezium Server $(. "$root/bench/debezium/lib.sh"; debezium_version) on $("$dbz_java" -version 2>&1 | head -n 1), JVM default heap (max $("$dbz_java" -XX:+PrintFlagsFinal -version 2>/dev/null | awk '$2 == "MaxHeapSize" {printf "%.0f", $4 / 1048576}') MiB)
+debezium:             $(echo "$dbz_s" | lz)s (${dbz_rate} events/s) from process start to its offset holding the last event ($last_event_lsn); slot then at $dbz_slot_lsn
+outboxd / debezium:   $(echo "scale=2; $outboxd_rate / $dbz_rate" | bc | lz) of the events/s, $(echo "scale=3; $rss_kb / $dbz_rss_kb" | bc | lz) of the peak RSS, $(echo "scale=3; $cpu_s / $dbz_cpu_s" | bc | lz) of the CPU time
+debezium first event: $(echo "scale=3; $dbz_first_ms / 1000 - $dbz_t0" | bc | lz)s after process start (its producer's record timestamp), last event $(echo "scale=3; $dbz_last_ms / 1000 - $dbz_t0" | bc | lz)s
+debezium peak RSS:    $((dbz_rss_kb / 1024)) MiB (VmHWM of the Java process, $dbz_threads threads)
+debezium CPU:         $(printf '%.2f' "$dbz_cpu_s")s user+sys, $(echo "scale=2; $dbz_cpu_s * 100000 / $events" | bc | lz) s per 100k events
+debezium in Kafka:    $dbz_in_kafka of $events
+REPORT
+  [ "$dbz_in_kafka" -ge "$events" ] || dbz_fail "Kafka holds $dbz_in_kafka of $events events on debezium.outbox.event.*"
+fi
 [ "$in_kafka" -ge "$events" ]

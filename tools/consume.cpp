@@ -3,9 +3,11 @@
 // consumer group), from the beginning or the end.
 //
 //   outboxd-consume --brokers HOST:PORT --topic T [--topic T2 ...] [--count N] [--timeout-ms MS]
-//                   [--idle-ms MS] [--from beginning|end] [--format text|json|latency]
+//                   [--idle-ms MS] [--from beginning|end] [--format text|json|latency|count]
 //
 // --format latency prints one summary line: commit-to-receipt latency percentiles.
+// --format count prints one summary line for any records, outboxd's or not: how many were read and
+// the earliest and latest record timestamps (milliseconds since the epoch, as the broker stores them).
 
 #include <algorithm>
 #include <chrono>
@@ -38,7 +40,7 @@ struct Options {
 [[noreturn]] void usage(const std::string& message) {
     fmt::print(stderr,
                "outboxd-consume: {}\nusage: outboxd-consume --brokers HOST:PORT --topic T [--topic T ...] "
-               "[--count N] [--timeout-ms MS] [--idle-ms MS] [--from beginning|end] [--format text|json|latency]\n",
+               "[--count N] [--timeout-ms MS] [--idle-ms MS] [--from beginning|end] [--format text|json|latency|count]\n",
                message);
     std::exit(2);
 }
@@ -128,10 +130,12 @@ int main(int argc, char** argv) {
 
     std::vector<double> latencies_ms;
     long received = 0;
+    std::int64_t first_ts_ms = -1;
+    std::int64_t last_ts_ms = -1;
     const auto deadline = Clock::now() + std::chrono::milliseconds(opt.timeout_ms);
     auto last_message = Clock::now();
     auto next_refresh = Clock::now();
-    if (opt.format == "latency" || opt.from_end) {
+    if (opt.format == "latency" || opt.format == "count" || opt.from_end) {
         refresh();
     }
     while ((opt.count < 0 || received < opt.count) && Clock::now() < deadline) {
@@ -153,6 +157,13 @@ int main(int argc, char** argv) {
                                 .count();
         last_message = Clock::now();
         ++received;
+        if (opt.format == "count") {
+            const std::int64_t ts = rd_kafka_message_timestamp(m, nullptr);
+            if (ts >= 0 && (first_ts_ms < 0 || ts < first_ts_ms)) first_ts_ms = ts;
+            if (ts > last_ts_ms) last_ts_ms = ts;
+            rd_kafka_message_destroy(m);
+            continue;
+        }
         outboxd::v1::Event ev;
         const bool parsed = ev.ParseFromArray(m->payload, static_cast<int>(m->len));
         std::string topic = rd_kafka_topic_name(m->rkt);
@@ -189,6 +200,9 @@ int main(int argc, char** argv) {
         };
         fmt::print("received={} p50_ms={:.3f} p99_ms={:.3f} max_ms={:.3f}\n", latencies_ms.size(), pct(0.50), pct(0.99),
                    latencies_ms.empty() ? 0.0 : latencies_ms.back());
+    }
+    if (opt.format == "count") {
+        fmt::print("received={} first_ts_ms={} last_ts_ms={}\n", received, first_ts_ms, last_ts_ms);
     }
     rd_kafka_assign(rk, nullptr);
     rd_kafka_destroy(rk);
