@@ -2,8 +2,11 @@
 # The README's test command: installs what is needed, builds, and runs every test:
 #   1. the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (clang-19);
 #   2. each libFuzzer target for FUZZ_SECONDS (default 60) from its committed corpus;
-#   3. every ctest test of the normal build: unit tests, then the integration scenarios against a
-#      real PostgreSQL and a real Kafka broker that the tests start themselves.
+#   3. the container test (scripts/container-test.sh: the image built with podman, streaming
+#      against real services; skipped with OUTBOXD_CONTAINER_TEST=0);
+#   4. every ctest test of the normal build: unit tests, then the integration scenarios against a
+#      real PostgreSQL and real Kafka brokers that the tests start themselves (printed last).
+# Any failure stops the script with a non-zero exit code.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh" --test
@@ -12,6 +15,10 @@ echo "== unit tests under ASan/UBSan"
 "$root/scripts/sanitize.sh"
 echo "== fuzzing, ${FUZZ_SECONDS:-60}s per target"
 "$root/scripts/fuzz.sh" "${FUZZ_SECONDS:-60}"
+if [ "${OUTBOXD_CONTAINER_TEST:-1}" != 0 ]; then
+  echo "== container test"
+  "$root/scripts/container-test.sh"
+fi
 echo "== all tests"
 cd "${BUILD_DIR:-$root/build}"
 ctest --output-on-failure --timeout 900
