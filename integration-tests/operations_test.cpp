@@ -126,7 +126,11 @@ log:
         daemon.start();
         waitStreaming(pg, db.name, daemon);
         writeEvents(pg, 0, 50, 5);
-        KafkaReader reader(topicsFor("it_sasl"));
+        KafkaReader reader(topicsFor("it_sasl"), sasl_brokers,
+                           {{"security.protocol", "SASL_PLAINTEXT"},
+                            {"sasl.mechanisms", "SCRAM-SHA-256"},
+                            {"sasl.username", "outboxd"},
+                            {"sasl.password", "outboxd-test-secret"}});
         awaitAll(reader, "it_sasl", 0, 50, 60s);
         CHECK(daemon.terminate() == 0);
         CHECK(daemon.log().find("outboxd-test-secret") == std::string::npos);

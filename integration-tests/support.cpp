@@ -226,11 +226,19 @@ struct KafkaReader::Impl {
     }
 };
 
-KafkaReader::KafkaReader(std::vector<std::string> topics) : impl_(std::make_unique<Impl>()) {
+KafkaReader::KafkaReader(std::vector<std::string> topics, std::string brokers,
+                         std::map<std::string, std::string> extra)
+    : impl_(std::make_unique<Impl>()) {
     impl_->topics = std::move(topics);
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     char err[512];
-    rd_kafka_conf_set(conf, "bootstrap.servers", Env::get().brokers.c_str(), err, sizeof err);
+    if (brokers.empty()) brokers = Env::get().brokers;
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
+    for (const auto& [k, v] : extra) {
+        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+            throw std::runtime_error(std::string("consumer property: ") + err);
+        }
+    }
     rd_kafka_conf_set(conf, "group.id", "outboxd-itest-reader", err, sizeof err);
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
     rd_kafka_conf_set(conf, "enable.partition.eof", "false", err, sizeof err);

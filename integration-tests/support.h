@@ -82,7 +82,9 @@ struct Record {
 // Reads every partition of some topics from the beginning (assign(), no consumer group).
 class KafkaReader {
 public:
-    explicit KafkaReader(std::vector<std::string> topics);
+    // brokers: the test broker unless given; conf: extra librdkafka properties (SASL...).
+    explicit KafkaReader(std::vector<std::string> topics, std::string brokers = "",
+                         std::map<std::string, std::string> conf = {});
     ~KafkaReader();
     // Reads until `count` records in total have been read, or the timeout.
     std::vector<Record> readUntil(std::size_t count, std::chrono::milliseconds timeout);

@@ -166,7 +166,7 @@ std::expected<void, Error> Pipeline::retryHeld() {
 std::expected<void, Error> Pipeline::produceHeld() {
     auto status = sink_.produce(event_, *held_);
     if (!status) {
-        metrics_.eventFailed(toString(status.error().kind));
+        metrics_.eventFailed(status.error().kind == ErrorKind::SinkRejected ? "rejected" : "delivery");
         return std::unexpected(status.error());
     }
     if (*status == sink::ProduceStatus::QueueFull) return {};

@@ -114,6 +114,10 @@ Metrics::Metrics()
         .Register(*registry_)
         .Add({{"version", OUTBOXD_VERSION}})
         .Set(1);
+    // Series that exist from the start, so dashboards and alerts see 0 rather than nothing.
+    for (const char* reason : {"delivery", "producer_fatal", "invalid_row", "rejected"}) {
+        failed_.Add({{"reason", reason}});
+    }
     tick();
 }
 
