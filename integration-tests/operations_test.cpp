@@ -243,3 +243,99 @@ TEST_CASE("metrics_health_and_json_logs", "[integration][operations]") {
     }
     CHECK(n >= 3);
 }
+
+TEST_CASE("tls_verify_full_to_postgres", "[integration][operations]") {
+    const char* ca = std::getenv("OUTBOXD_IT_PG_CA");
+    const char* other_ca = std::getenv("OUTBOXD_IT_PG_OTHER_CA");
+    REQUIRE(ca != nullptr);
+    REQUIRE(other_ca != nullptr);
+    auto db = Database::create("it_tls");
+    Pg pg(db.dsn);
+    auto tlsConfig = [&](const char* root) {
+        Database tls_db = db;
+        tls_db.dsn = fmt::format("host=localhost port={} user=postgres dbname={} sslmode=verify-full sslrootcert={}",
+                                 std::getenv("OUTBOXD_IT_PG_PORT"), db.name, root);
+        return relayConfig(tls_db, "it_tls");
+    };
+
+    // GIVEN sslmode=verify-full with the CA that signed the server's certificate
+    {
+        Daemon daemon("it_tls", tlsConfig(ca));
+        daemon.start();
+        waitStreaming(pg, db.name, daemon);
+        // THEN the replication connection is encrypted, and events flow
+        auto ssl = pg.scalar(fmt::format(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_replication_slots r ON r.active_pid = s.pid WHERE r.slot_name = "
+            "'{}'",
+            db.name));
+        CHECK(ssl == std::optional<std::string>("t"));
+        writeEvents(pg, 0, 10, 5);
+        KafkaReader reader(topicsFor("it_tls"));
+        awaitAll(reader, "it_tls", 0, 10, 60s);
+        CHECK(daemon.terminate() == 0);
+    }
+
+    // GIVEN a CA that did not sign the server's certificate, THEN exit 1 saying what to check
+    Daemon wrong("it_tls_wrong", tlsConfig(other_ca));
+    wrong.start();
+    auto code = wrong.waitExit(60s);
+    INFO(wrong.log());
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    CHECK_THAT(wrong.log(), Catch::Contains("TLS verification") && Catch::Contains("sslrootcert"));
+}
+
+TEST_CASE("missing_publication_and_invalidated_slot_exit_1", "[integration][operations]") {
+    auto db = Database::create("it_slotlost");
+    Pg pg(db.dsn);
+
+    // GIVEN no publication and create_publication: false, THEN exit 1 with the statement to run
+    {
+        std::string yaml = relayConfig(db, "it_slotlost");
+        yaml.replace(yaml.find("    publication: it_slotlost\n"), 29,
+                     "    publication: it_slotlost\n    create_publication: false\n");
+        Daemon daemon("it_nopub", yaml);
+        daemon.start();
+        auto code = daemon.waitExit(60s);
+        INFO(daemon.log());
+        REQUIRE(code.has_value());
+        CHECK(*code == 1);
+        CHECK_THAT(daemon.log(), Catch::Contains("CREATE PUBLICATION"));
+    }
+
+    // GIVEN a slot whose WAL was removed (max_slot_wal_keep_size exceeded while outboxd was down)
+    Daemon daemon("it_slotlost", relayConfig(db, "it_slotlost"));
+    daemon.start();
+    waitStreaming(pg, db.name, daemon);
+    daemon.terminate();
+    Pg admin(Env::get().pg_dsn);
+    admin.exec("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
+    admin.exec("SELECT pg_reload_conf()");
+    struct Restore {
+        Pg& admin;
+        ~Restore() {
+            admin.exec("ALTER SYSTEM RESET max_slot_wal_keep_size");
+            admin.exec("SELECT pg_reload_conf()");
+        }
+    } restore{admin};
+    pg.exec("CREATE TABLE filler (v text)");
+    bool lost = eventually(
+        [&] {
+            pg.exec("INSERT INTO filler SELECT repeat(md5(g::text), 32) FROM generate_series(1, 20000) g");
+            pg.exec("SELECT pg_switch_wal()");
+            pg.exec("CHECKPOINT");
+            return pg.scalar(fmt::format("SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{}'",
+                                         db.name)) == std::optional<std::string>("lost");
+        },
+        120s);
+    REQUIRE(lost);
+
+    // WHEN outboxd starts, THEN it exits 1 saying the slot is lost and what to do
+    Daemon again("it_slotlost_again", relayConfig(db, "it_slotlost"));
+    again.start();
+    auto code = again.waitExit(60s);
+    INFO(again.log());
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    CHECK_THAT(again.log(), Catch::Contains("wal_status = lost") && Catch::Contains("pg_drop_replication_slot"));
+}

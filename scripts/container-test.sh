@@ -206,7 +206,7 @@ pass "image $image built ($(( $(date +%s) - build_start ))s)"
 step "starting PostgreSQL (wal_level=logical) and a single-node Kafka broker"
 work=$(mktemp -d /tmp/outboxd-container-test.XXXXXX)
 chmod 755 "$work"
-"$root/integration-tests/env/up.sh" "$work/services"
+OUTBOXD_IT_SASL=0 "$root/integration-tests/env/up.sh" "$work/services"
 . "$work/services/env.sh"
 sql() { psql -X -q -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$OUTBOXD_IT_PG_PORT user=postgres dbname=${DB:-shop}" "$@"; }
 DB=postgres sql -c "CREATE DATABASE shop"

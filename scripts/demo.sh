@@ -23,7 +23,7 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "starting PostgreSQL (wal_level=logical) and a single-node Kafka broker"
-"$root/integration-tests/env/up.sh" "$demo/services"
+OUTBOXD_IT_SASL=0 "$root/integration-tests/env/up.sh" "$demo/services"
 . "$demo/services/env.sh"
 sql() { psql -X -q -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$OUTBOXD_IT_PG_PORT user=postgres dbname=${DB:-auth}" "$@"; }
 

@@ -32,6 +32,27 @@ if [ "$(id -u)" = 0 ]; then
 fi
 as_pg "$bindir/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
+# TLS: a throwaway CA and a server certificate for localhost/127.0.0.1 (sslmode=verify-full
+# tests), and an unrelated CA that must be refused. OUTBOXD_IT_TLS=0 leaves TLS off (benchmarks).
+tls="$dir/tls"
+mkdir -p "$tls"
+if [ "${OUTBOXD_IT_TLS:-1}" = 1 ]; then
+(
+  cd "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=outboxd test CA" -keyout ca.key -out ca.crt
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=unrelated CA" -keyout other-ca.key -out other-ca.crt
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3 -extfile san.ext -out server.crt
+  chmod 600 server.key
+) >"$dir/tls.log" 2>&1 || { cat "$dir/tls.log" >&2; exit 1; }
+[ "$(id -u)" = 0 ] && chown postgres:postgres "$tls/server.key" "$tls/server.crt"
+cat >>"$pgdata/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = '$tls/server.crt'
+ssl_key_file = '$tls/server.key'
+CONF
+fi
 cat >>"$pgdata/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $pgport
@@ -58,6 +79,8 @@ export OUTBOXD_IT_PG_BINDIR='$bindir'
 export OUTBOXD_IT_PGDATA='$pgdata'
 export OUTBOXD_IT_PG_PORT=$pgport
 export OUTBOXD_IT_PG_DSN='host=127.0.0.1 port=$pgport user=postgres dbname=postgres'
+export OUTBOXD_IT_PG_CA='$tls/ca.crt'
+export OUTBOXD_IT_PG_OTHER_CA='$tls/other-ca.crt'
 ENV
 
 # --- Kafka ----------------------------------------------------------------------------

@@ -104,6 +104,15 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     }
     if (PQstatus(impl->conn) != CONNECTION_OK) {
         std::string message = impl->lastError();
+        if (message.find("certificate") != std::string::npos ||
+            message.find("does not match host name") != std::string::npos) {
+            return std::unexpected(Error{
+                ErrorKind::SourcePermission,
+                fmt::format("TLS verification of PostgreSQL failed ({}): {}; check sslrootcert (the CA that signed "
+                            "the server's certificate) and that the host in source.postgres.dsn is a name the "
+                            "certificate carries",
+                            redactDsn(options.dsn), message)});
+        }
         bool auth = message.find("authentication failed") != std::string::npos ||
                     message.find("no pg_hba.conf entry") != std::string::npos ||
                     message.find("permission denied") != std::string::npos;
