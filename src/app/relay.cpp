@@ -67,6 +67,8 @@ public:
     // Returns {} after a clean stop, an error otherwise. `streamed` tells whether it got as far
     // as streaming (the backoff restarts then).
     std::expected<void, Error> run(bool& streamed, bool allow_create_slot);
+    // The LSN last confirmed to the slot in this session (invalid before streaming).
+    [[nodiscard]] cdc::Lsn lastConfirmed() const { return last_sent_confirmed_; }
 
 private:
     std::expected<void, Error> sendStatus();
@@ -222,6 +224,7 @@ int Relay::run() {
     auto backoff = 200ms;
     bool first = true;
     bool ever_streamed = false;
+    cdc::Lsn last_confirmed;
     while (!stop_requested_.load()) {
         if (!first) metrics_.reconnect();
         first = false;
@@ -231,6 +234,7 @@ int Relay::run() {
             Session session(*this);
             result = session.run(streamed, !ever_streamed);
             metrics_.setStreaming(false);
+            if (session.lastConfirmed().isValid()) last_confirmed = session.lastConfirmed();
         }
         ever_streamed = ever_streamed || streamed;
         if (result) return 0;
@@ -255,8 +259,9 @@ int Relay::run() {
         if (error.kind == ErrorKind::SlotInUse) {
             spdlog::info("{}; retrying in {} ms", error.message, wait.count());
         } else {
-            spdlog::warn("{} ({}); retrying in {} ms from the last confirmed LSN", error.message, toString(error.kind),
-                         wait.count());
+            spdlog::warn("{} ({}); retrying in {} ms from the slot's confirmed LSN{}", error.message,
+                         toString(error.kind), wait.count(),
+                         last_confirmed.isValid() ? fmt::format(" (last confirmed here: {})", last_confirmed) : "");
         }
         auto until = Clock::now() + wait;
         while (Clock::now() < until && !stop_requested_.load()) {
