@@ -48,6 +48,8 @@ TEST_CASE("relay_delivers_every_event_once_in_commit_order", "[integration]") {
         // AND events of one key are on one partition, in commit order
         auto [pit, fresh] = partition_per_key.emplace(key, d.record.partition);
         CHECK(pit->second == d.record.partition);
+        // AND on the partition the Java client would choose for that key (murmur2), 3 partitions
+        CHECK(d.record.partition == javaPartition(key, 3));
         auto it = last_seq_per_key.find(key);
         if (it != last_seq_per_key.end()) CHECK(it->second < d.seq);
         last_seq_per_key[key] = d.seq;

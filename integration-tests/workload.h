@@ -155,6 +155,34 @@ inline std::size_t awaitAll(KafkaReader& reader, const std::string& prefix, int 
     return total;
 }
 
+// The Java client's default partitioner for keyed records: murmur2 of the key bytes, positive,
+// modulo the partition count (Kafka's Utils.murmur2 and BuiltInPartitioner.partitionForKey).
+inline int javaPartition(const std::string& key, int partitions) {
+    const std::uint32_t m = 0x5bd1e995;
+    const int r = 24;
+    const auto len = static_cast<std::uint32_t>(key.size());
+    std::uint32_t h = 0x9747b28c ^ len;
+    const auto* data = reinterpret_cast<const unsigned char*>(key.data());
+    for (std::uint32_t i = 0; i + 4 <= len; i += 4) {
+        std::uint32_t k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (static_cast<std::uint32_t>(data[i + 3]) << 24);
+        k *= m;
+        k ^= k >> r;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    const std::uint32_t rest = len & ~3u;
+    switch (len % 4) {
+        case 3: h ^= static_cast<std::uint32_t>(data[rest + 2]) << 16; [[fallthrough]];
+        case 2: h ^= static_cast<std::uint32_t>(data[rest + 1]) << 8; [[fallthrough]];
+        case 1: h ^= data[rest]; h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return static_cast<int>((h & 0x7fffffff) % static_cast<std::uint32_t>(partitions));
+}
+
 inline std::string tail(const std::string& log, std::size_t n = 6000) {
     return log.size() > n ? log.substr(log.size() - n) : log;
 }
