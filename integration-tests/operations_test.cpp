@@ -339,3 +339,45 @@ TEST_CASE("missing_publication_and_invalidated_slot_exit_1", "[integration][oper
     CHECK(*code == 1);
     CHECK_THAT(again.log(), Catch::Contains("wal_status = lost") && Catch::Contains("pg_drop_replication_slot"));
 }
+
+TEST_CASE("partitioned_outbox_is_published_under_its_own_name", "[integration][operations]") {
+    // GIVEN an outbox table partitioned by aggregate type
+    auto db = Database::create("it_parts");
+    Pg pg(db.dsn);
+    pg.exec(R"(
+        DROP TABLE outbox;
+        CREATE TABLE outbox (
+            id uuid NOT NULL,
+            aggregatetype varchar(255) NOT NULL,
+            aggregateid varchar(255) NOT NULL,
+            type varchar(255) NOT NULL,
+            payload jsonb,
+            PRIMARY KEY (id, aggregatetype)
+        ) PARTITION BY LIST (aggregatetype);
+        CREATE TABLE outbox_user PARTITION OF outbox FOR VALUES IN ('user');
+        CREATE TABLE outbox_group PARTITION OF outbox FOR VALUES IN ('group');
+        CREATE TABLE outbox_membership PARTITION OF outbox FOR VALUES IN ('membership');
+    )");
+
+    // WHEN outboxd creates its publication and events are written to every partition
+    {
+        Daemon daemon("it_parts", relayConfig(db, "it_parts"));
+        daemon.start();
+        waitStreaming(pg, db.name, daemon);
+        writeEvents(pg, 0, 30, 5);
+        // THEN they arrive as rows of public.outbox, none skipped
+        KafkaReader reader(topicsFor("it_parts"));
+        awaitAll(reader, "it_parts", 0, 30, 60s);
+        CHECK(daemon.terminate() == 0);
+    }
+
+    // GIVEN a publication that publishes through the partitions' names, THEN outboxd refuses it
+    pg.exec("ALTER PUBLICATION it_parts SET (publish_via_partition_root = false)");
+    Daemon again("it_parts_leaf", relayConfig(db, "it_parts"));
+    again.start();
+    auto code = again.waitExit(60s);
+    INFO(again.log());
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    CHECK_THAT(again.log(), Catch::Contains("publish_via_partition_root = true"));
+}

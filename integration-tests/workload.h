@@ -32,17 +32,20 @@ inline std::string payload(int seq) { return fmt::format(R"({{"seq": {}, "name":
 
 // Writes events [first, first+count) in transactions of `per_txn`, each with a users row too,
 // the way the auth service does: the change and its outbox row in one transaction.
+// The statements the auth service runs for event `seq`: its users row and its outbox row.
+inline std::string eventSql(int seq) {
+    return fmt::format(
+        "INSERT INTO users (id, name, email) VALUES ({0}, 'user-{0}', 'u{0}@example.org') "
+        "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name;"
+        "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES ('{1}', '{2}', '{3}', "
+        "'{4}', '{5}');",
+        seq, eventId(seq), aggType(seq), aggId(seq), evType(seq), payload(seq));
+}
+
 inline void writeEvents(Pg& pg, int first, int count, int per_txn, std::chrono::microseconds pause = 0us) {
     for (int base = first; base < first + count; base += per_txn) {
         std::string sql = "BEGIN;";
-        for (int seq = base; seq < std::min(base + per_txn, first + count); ++seq) {
-            sql += fmt::format(
-                "INSERT INTO users (id, name, email) VALUES ({0}, 'user-{0}', 'u{0}@example.org') "
-                "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name;"
-                "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES ('{1}', '{2}', '{3}', "
-                "'{4}', '{5}');",
-                seq, eventId(seq), aggType(seq), aggId(seq), evType(seq), payload(seq));
-        }
+        for (int seq = base; seq < std::min(base + per_txn, first + count); ++seq) sql += eventSql(seq);
         sql += "COMMIT;";
         pg.exec(sql);
         if (pause > 0us) std::this_thread::sleep_for(pause);

@@ -166,6 +166,18 @@ TEST_CASE("a failed delivery ends the session without confirming", "[pipeline]")
     CHECK_THAT(f.metricsText(), Catch::Contains(R"(outboxd_events_failed_total{reason="delivery"} 1)"));
 }
 
+TEST_CASE("a record Kafka refuses for good stops the relay instead of resending it forever", "[pipeline]") {
+    Fixture f;
+    feedFirstTransaction(f);
+    f.sink.ack(0, false, "Broker: Message size too large", true);
+    auto r = f.pipeline.serveDeliveries(0ms);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::SinkRejected);
+    CHECK_FALSE(isRetriable(r.error().kind));
+    CHECK_THAT(r.error().message, Catch::Contains("too large") && Catch::Contains("max.message.bytes"));
+    CHECK(f.pipeline.confirmed() == cdc::Lsn{0x100});
+}
+
 TEST_CASE("a fatal producer error ends the session as retriable", "[pipeline]") {
     Fixture f;
     feedFirstTransaction(f);

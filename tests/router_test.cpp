@@ -224,6 +224,26 @@ TEST_CASE("the timestamp column gives the time the event occurred", "[router]") 
     CHECK(decoded.occurred_at().nanos() == 500'000'000);
 }
 
+TEST_CASE("a timestamp column value that is not a date falls back to the commit time", "[router]") {
+    auto config = defaultConfig();
+    config.outbox.columns.timestamp = "created_at";
+    outbox::Router router(config);
+    auto rel = outboxRelation();
+    rel.columns.push_back(Column{0, "created_at", outbox::oid::kTimestamptz, -1});
+    REQUIRE(router.onRelation(rel));
+    auto ins = row(16384);
+    ins.new_tuple.push_back(text("infinity"));
+    outbox::OutboxEvent ev;
+    REQUIRE(router.route(ins, ctx(), ev));
+    CHECK(ev.occurred_from_commit_time);
+    outboxd::v1::Event decoded;
+    REQUIRE(decoded.ParseFromString(ev.value));
+    CHECK(decoded.occurred_at().seconds() == 1'700'000'000);
+    ins.new_tuple.back() = text("2026-11-27 02:25:29+00");
+    REQUIRE(router.route(ins, ctx(), ev));
+    CHECK_FALSE(ev.occurred_from_commit_time);
+}
+
 TEST_CASE("timestamps in PostgreSQL's ISO output parse to Unix microseconds", "[router]") {
     CHECK(outbox::parseTimestamp("1970-01-01 00:00:00").value() == 0);
     CHECK(outbox::parseTimestamp("2000-01-01 00:00:00+00").value() == 946684800LL * 1'000'000);

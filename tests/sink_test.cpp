@@ -169,6 +169,9 @@ TEST_CASE("properties that would weaken delivery are refused", "[sink]") {
     CHECK_THAT(weak_acks.error().message, Catch::Contains("acks"));
     auto no_idem = sink::KafkaSink::create(kafkaConfig(mock, {{"enable.idempotence", "false"}}));
     REQUIRE_FALSE(no_idem);
+    auto only_errors = sink::KafkaSink::create(kafkaConfig(mock, {{"delivery.report.only.error", "true"}}));
+    REQUIRE_FALSE(only_errors);
+    CHECK_THAT(only_errors.error().message, Catch::Contains("delivery.report.only.error"));
     auto unknown = sink::KafkaSink::create(kafkaConfig(mock, {{"no.such.property", "1"}}));
     REQUIRE_FALSE(unknown);
     CHECK_THAT(unknown.error().message, Catch::Contains("no.such.property"));

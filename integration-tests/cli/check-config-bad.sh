@@ -15,4 +15,9 @@ out=$("$bin" --config /nonexistent/outboxd.yaml 2>&1); code=$?
 [ "$code" = 2 ] || fail "missing file: exit code $code, expected 2"
 out=$("$bin" --bogus 2>&1); code=$?
 [ "$code" = 2 ] || fail "unknown flag: exit code $code, expected 2"
+out=$("$bin" --check-config --config "$dir/bad-dsn.yaml" 2>&1); code=$?
+echo "$out"
+[ "$code" = 2 ] || fail "bad dsn: exit code $code, expected 2"
+echo "$out" | grep -q "not a valid libpq connection string" || fail "bad dsn: no clear message"
+if echo "$out" | grep -q "zzword"; then fail "bad dsn: the password leaked into the message"; fi
 echo "ok"

@@ -15,6 +15,7 @@
 
 #include "app/logging.h"
 #include "app/relay.h"
+#include "cdc/replication_stream.h"
 #include "cdc/slot_monitor.h"
 #include "config/config.h"
 #include "metrics/http_server.h"
@@ -85,6 +86,10 @@ int main(int argc, char** argv) {
         for (const auto& error : loaded.error()) {
             fmt::print(stderr, "{}\n", error.toString());
         }
+        return 2;
+    }
+    if (auto invalid = outboxd::cdc::validateDsn(loaded->postgres.dsn)) {
+        fmt::print(stderr, "{}: {}\n", config_path, *invalid);
         return 2;
     }
     if (check_only) {

@@ -44,6 +44,14 @@ std::expected<void, Error> Pipeline::serveDeliveries(std::chrono::milliseconds t
     if (deliveries_.empty()) return {};
     const std::int64_t now_us = unixMicrosNow();
     for (const auto& d : deliveries_) {
+        if (!d.ok && d.permanent) {
+            metrics_.eventFailed("rejected");
+            return std::unexpected(Error{ErrorKind::SinkRejected,
+                                         fmt::format("Kafka refused an event for topic {} for good: {}. Fix the "
+                                                     "broker or topic setting it names (max.message.bytes, ACLs), "
+                                                     "then restart; the slot stays at {}",
+                                                     d.topic, d.error, checkpointer_.confirmed())});
+        }
         if (!d.ok) {
             metrics_.eventFailed("delivery");
             return std::unexpected(Error{ErrorKind::SinkDelivery,
@@ -141,6 +149,12 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
                     metrics_.eventFailed("invalid_row");
                     return std::unexpected(routed.error());
                 }
+                if (event_.occurred_from_commit_time && !warned_timestamp_) {
+                    warned_timestamp_ = true;
+                    spdlog::warn("event {} at {}: the timestamp column holds a value that is not an ISO timestamp "
+                                 "(e.g. infinity); the commit time is used instead (logged once)",
+                                 event_.id, lsn);
+                }
                 held_ = *open_txn_;
                 return produceHeld();
             },
@@ -149,6 +163,12 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
             [&](pg::Truncate&) { return skipped("truncate"); },
             [&](pg::LogicalMessage& m) -> std::expected<void, Error> {
                 metrics_.logicalMessage(m.transactional);
+                if (m.prefix != "outboxd.heartbeat" && !warned_messages_) {
+                    warned_messages_ = true;
+                    spdlog::warn("logical decoding message with prefix '{}' at {} is counted but not published: "
+                                 "routing pg_logical_emit_message events to Kafka is not implemented yet",
+                                 m.prefix, lsn);
+                }
                 return {};
             },
             [&](pg::Origin&) -> std::expected<void, Error> { return {}; },

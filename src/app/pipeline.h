@@ -77,6 +77,8 @@ private:
     cdc::Lsn server_wal_end_;
     bool reply_requested_ = false;
     std::uint64_t skips_logged_ = 0;
+    bool warned_messages_ = false;
+    bool warned_timestamp_ = false;
 };
 
 }  // namespace outboxd::app

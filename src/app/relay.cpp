@@ -101,7 +101,9 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
                                config_.postgres.create_publication,
                                config_.outbox.tables,
                                4};
+    metrics_.setConnecting(true);
     auto stream = cdc::ReplicationStream::open(options);
+    metrics_.setConnecting(false);
     if (!stream) return std::unexpected(stream.error());
     stream_ = std::move(*stream);
     const auto& info = stream_->info();
@@ -115,6 +117,8 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
                  config_.postgres.publication);
 
     const auto status_interval = config_.postgres.status_interval;
+    const auto silence_limit = info.server_silence_limit;
+    auto last_heard = Clock::now();
     while (true) {
         metrics_.tick();
         if (relay_.stop_requested_.load(std::memory_order_relaxed)) {
@@ -135,6 +139,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
             if (!frame) return std::unexpected(frame.error());
             if (!frame->has_value()) break;
             read_any = true;
+            last_heard = Clock::now();
             if (auto ok = pipeline_->handleFrame(**frame); !ok) {
                 if (!isRetriable(ok.error().kind)) drainAndConfirm(config_.kafka.shutdown_timeout);
                 return std::unexpected(ok.error());
@@ -142,6 +147,13 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
         }
         if (auto ok = maybeSendStatus(); !ok) return std::unexpected(ok.error());
         updateGauges();
+        if (silence_limit.count() > 0 && Clock::now() - last_heard > silence_limit) {
+            return std::unexpected(Error{
+                ErrorKind::SourceStream,
+                fmt::format("nothing heard from the server for {} s (twice its wal_sender_timeout): the connection "
+                            "is presumed dead",
+                            std::chrono::duration_cast<std::chrono::seconds>(silence_limit).count())});
+        }
         if (read_any && !pipeline_->blocked()) continue;
 
         auto until_status = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -198,7 +210,13 @@ void Relay::Session::updateGauges() {
 void Relay::Session::drainAndConfirm(std::chrono::milliseconds timeout) {
     auto deadline = Clock::now() + timeout;
     while (sink_->inFlight() > 0 && Clock::now() < deadline) {
+        metrics_.tick();
         if (auto ok = pipeline_->serveDeliveries(50ms); !ok) {
+            spdlog::warn("while draining: {}", ok.error().message);
+            break;
+        }
+        // Keep the walsender from timing out during a long drain, confirming as acknowledgements come.
+        if (auto ok = maybeSendStatus(); !ok) {
             spdlog::warn("while draining: {}", ok.error().message);
             break;
         }
@@ -229,12 +247,16 @@ int Relay::run() {
         if (!first) metrics_.reconnect();
         first = false;
         bool streamed = false;
+        bool progressed = false;
         std::expected<void, Error> result;
         {
             Session session(*this);
             result = session.run(streamed, !ever_streamed);
             metrics_.setStreaming(false);
-            if (session.lastConfirmed().isValid()) last_confirmed = session.lastConfirmed();
+            if (session.lastConfirmed().isValid()) {
+                progressed = session.lastConfirmed() > last_confirmed;
+                last_confirmed = session.lastConfirmed();
+            }
         }
         ever_streamed = ever_streamed || streamed;
         if (result) return 0;
@@ -252,7 +274,9 @@ int Relay::run() {
             spdlog::error("{} ({}); exiting", error.message, toString(error.kind));
             return 1;
         }
-        if (streamed) backoff = 200ms;
+        // Start the backoff over only when the session got somewhere: a session that streams and
+        // fails on the same event again must not reconnect in a tight loop.
+        if (streamed && progressed) backoff = 200ms;
         const auto cap = error.kind == ErrorKind::SlotInUse ? 2000ms : 30000ms;
         std::uniform_int_distribution<std::int64_t> jitter(0, backoff.count() / 2);
         auto wait = std::chrono::milliseconds(backoff.count() + jitter(rng));

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <regex>
 
+#include <poll.h>
+
 #include <fmt/format.h>
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
@@ -96,8 +98,17 @@ int ReplicationStream::socket() const { return PQsocket(impl_->conn); }
 
 std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open(const StreamOptions& options) {
     auto impl = std::make_unique<Impl>();
-    const char* keys[] = {"dbname", "replication", "fallback_application_name", nullptr};
-    const char* values[] = {options.dsn.c_str(), "database", "outboxd", nullptr};
+    if (auto invalid = validateDsn(options.dsn)) {
+        return std::unexpected(Error{ErrorKind::SourceUnsupported, *invalid});
+    }
+    // Defaults come before dbname, so that the user's DSN overrides them; replication comes
+    // after, so that it cannot be. TCP keepalives and tcp_user_timeout bound how long a silent
+    // network partition goes unnoticed; ISO dates keep the timestamp column parseable.
+    const char* keys[] = {"connect_timeout",    "keepalives",     "keepalives_idle", "keepalives_interval",
+                          "keepalives_count",   "tcp_user_timeout", "options",       "fallback_application_name",
+                          "dbname",             "replication",    nullptr};
+    const char* values[] = {"10",  "1",  "10", "5", "3", "30000", "-c datestyle=ISO,YMD -c timezone=UTC",
+                            "outboxd", options.dsn.c_str(), "database", nullptr};
     impl->conn = PQconnectdbParams(keys, values, 1);
     if (impl->conn == nullptr) {
         return std::unexpected(Error{ErrorKind::SourceConnect, "could not allocate a PostgreSQL connection"});
@@ -167,6 +178,40 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
         }
         return list;
     };
+    // A partitioned outbox table in a publication without publish_via_partition_root would be
+    // published under its partitions' names, which no configured table matches: refuse. Checked
+    // before membership, since pg_publication_tables then lists the partitions, not the table.
+    auto checkPartitions = [&]() -> std::expected<void, Error> {
+        std::string conds;
+        for (const auto& t : options.tables) {
+            if (!conds.empty()) conds += " OR ";
+            conds += "(n.nspname = " + impl->literal(t.schema) + " AND c.relname = " + impl->literal(t.name) + ")";
+        }
+        auto parts = impl->exec(
+            "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE c.relkind = 'p' AND (" + conds + ")",
+            PGRES_TUPLES_OK, ErrorKind::SourceConnect, "looking for partitioned outbox tables");
+        if (!parts) return std::unexpected(parts.error());
+        if (PQntuples(parts->get()) > 0) {
+            bool via_root = false;
+            if (info.server_version >= 130000) {
+                auto root = impl->exec("SELECT pubviaroot FROM pg_catalog.pg_publication WHERE pubname = " + pub_lit,
+                                       PGRES_TUPLES_OK, ErrorKind::SourceConnect, "reading the publication");
+                if (!root) return std::unexpected(root.error());
+                via_root = PQntuples(root->get()) == 1 && std::string(PQgetvalue(root->get(), 0, 0)) == "t";
+            }
+            if (!via_root) {
+                return std::unexpected(Error{
+                    ErrorKind::PublicationMissing,
+                    fmt::format("outbox table {}.{} is partitioned, and publication '{}' would publish its rows under "
+                                "the partitions' names; run ALTER PUBLICATION {} SET (publish_via_partition_root = "
+                                "true) (PostgreSQL 13 or later)",
+                                PQgetvalue(parts->get(), 0, 0), PQgetvalue(parts->get(), 0, 1), options.publication,
+                                pub_ident)});
+            }
+        }
+        return {};
+    };
     auto tableErrorKind = [](const Error& e) {
         return e.message.find("42P01") != std::string::npos ? ErrorKind::PublicationMissing : e.kind;
     };
@@ -178,7 +223,10 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                             "it with CREATE PUBLICATION {} FOR TABLE {}, or allow outboxd to create it",
                             options.publication, pub_ident, tableList(options.tables))});
         }
-        auto created = impl->exec("CREATE PUBLICATION " + pub_ident + " FOR TABLE " + tableList(options.tables),
+        // publish_via_partition_root (PG13+): a partitioned outbox publishes its rows under its own
+        // name, not under each partition's, so the router recognises them.
+        auto created = impl->exec("CREATE PUBLICATION " + pub_ident + " FOR TABLE " + tableList(options.tables) +
+                                      (info.server_version >= 130000 ? " WITH (publish_via_partition_root = true)" : ""),
                                   PGRES_COMMAND_OK, ErrorKind::SourceUnsupported, "CREATE PUBLICATION");
         if (!created) {
             Error e = created.error();
@@ -187,7 +235,9 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
             return std::unexpected(e);
         }
         spdlog::info("created publication {} for {}", options.publication, tableList(options.tables));
+        if (auto ok = checkPartitions(); !ok) return std::unexpected(ok.error());
     } else {
+        if (auto ok = checkPartitions(); !ok) return std::unexpected(ok.error());
         auto have = impl->exec("SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = " +
                                    pub_lit,
                                PGRES_TUPLES_OK, ErrorKind::SourceConnect, "listing the publication's tables");
@@ -216,6 +266,16 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
             }
             spdlog::info("added {} to publication {}", tableList(missing), options.publication);
         }
+    }
+
+    // The walsender drops a standby silent for wal_sender_timeout; outboxd gives up on a server
+    // silent for twice that (keepalives come at half of it).
+    if (auto wst = impl->exec("SHOW wal_sender_timeout", PGRES_TUPLES_OK, ErrorKind::SourceConnect,
+                              "SHOW wal_sender_timeout")) {
+        std::string v = PQgetvalue(wst->get(), 0, 0);
+        std::int64_t n = std::atoll(v.c_str());
+        std::int64_t ms = v.ends_with("ms") ? n : v.ends_with("min") ? n * 60000 : v.ends_with("s") ? n * 1000 : n;
+        info.server_silence_limit = std::chrono::milliseconds(ms <= 0 ? 0 : std::max<std::int64_t>(2 * ms, 10000));
     }
 
     // --- slot ------------------------------------------------------------------------------
@@ -334,7 +394,11 @@ std::expected<std::optional<std::span<const std::byte>>, Error> ReplicationStrea
             std::string state = sqlState(r.get());
             std::string message = r != nullptr ? trimmed(PQresultErrorMessage(r.get())) : "";
             ErrorKind kind = classify(state, ErrorKind::SourceStream);
-            if (state == "42704" || message.find("does not exist") != std::string::npos) {
+            if (message.find("publication") != std::string::npos &&
+                (state == "42704" || message.find("does not exist") != std::string::npos)) {
+                kind = ErrorKind::PublicationMissing;
+            } else if (message.find("replication slot") != std::string::npos &&
+                       (state == "42704" || message.find("does not exist") != std::string::npos)) {
                 kind = ErrorKind::SlotMissing;
             }
             if (message.find("can no longer get changes") != std::string::npos ||
@@ -372,12 +436,27 @@ std::expected<bool, Error> ReplicationStream::flush() {
 
 void ReplicationStream::close() {
     if (impl_->conn == nullptr) return;
-    PQsetnonblocking(impl_->conn, 0);
-    PQflush(impl_->conn);
+    // Non-blocking, bounded: a server that stopped reading must not hold up the shutdown.
     PQputCopyEnd(impl_->conn, nullptr);
-    PQflush(impl_->conn);
+    for (int i = 0; i < 20 && PQflush(impl_->conn) == 1; ++i) {
+        pollfd pfd{PQsocket(impl_->conn), POLLOUT, 0};
+        ::poll(&pfd, 1, 100);
+    }
     PQfinish(impl_->conn);
     impl_->conn = nullptr;
+}
+
+std::optional<std::string> validateDsn(const std::string& dsn) {
+    char* err = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &err);
+    if (parsed == nullptr) {
+        // libpq's message quotes the offending part, which may be the password: never show it.
+        if (err != nullptr) PQfreemem(err);
+        return std::string("source.postgres.dsn is not a valid libpq connection string (key=value pairs or a "
+                           "postgresql:// URI); check quoting of values with spaces and percent-encoding in URIs");
+    }
+    PQconninfoFree(parsed);
+    return std::nullopt;
 }
 
 }  // namespace outboxd::cdc

@@ -41,7 +41,13 @@ struct StreamInfo {
     std::string system_id;
     Lsn start_lsn;          // the slot's confirmed_flush_lsn when streaming started
     bool slot_created = false;
+    // Twice the server's wal_sender_timeout (at least 10 s); 0 when it is disabled. A session
+    // that hears nothing from the server for this long is dead.
+    std::chrono::milliseconds server_silence_limit{0};
 };
+
+// nullopt when libpq can parse the connection string, else a message that quotes none of it.
+[[nodiscard]] std::optional<std::string> validateDsn(const std::string& dsn);
 
 // Removes password=... (key/value or URI) from a connection string for logging.
 [[nodiscard]] std::string redactDsn(std::string_view dsn);

@@ -61,8 +61,13 @@ void SlotMonitor::run() {
     auto connect = [&]() -> bool {
         if (c.conn != nullptr && PQstatus(c.conn) == CONNECTION_OK) return true;
         c.reset();
-        const char* keys[] = {"dbname", "connect_timeout", "fallback_application_name", nullptr};
-        const char* values[] = {options_.dsn.c_str(), "10", "outboxd-monitor", nullptr};
+        if (validateDsn(options_.dsn)) return false;  // the relay reports it
+        // Bounded everything: shutdown joins this thread, so no call may hang on a dead network.
+        const char* keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+                              "keepalives_count", "tcp_user_timeout", "options", "dbname", "fallback_application_name",
+                              nullptr};
+        const char* values[] = {"5", "1", "10", "5", "3", "15000", "-c statement_timeout=5000",
+                                options_.dsn.c_str(), "outboxd-monitor", nullptr};
         c.conn = PQconnectdbParams(keys, values, 1);
         if (PQstatus(c.conn) != CONNECTION_OK) {
             if (!warned) {

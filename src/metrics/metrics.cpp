@@ -172,6 +172,7 @@ std::int64_t Metrics::now() {
 }
 
 bool Metrics::healthy(std::chrono::seconds within) const {
+    if (connecting_.load(std::memory_order_relaxed)) return true;
     auto age = std::chrono::nanoseconds(now() - last_tick_ns_.load(std::memory_order_relaxed));
     return age < within;
 }

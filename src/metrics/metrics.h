@@ -50,6 +50,12 @@ public:
 
     // Health: the loop calls tick() on every turn; healthy() is true while it turned recently.
     void tick() { last_tick_ns_.store(now(), std::memory_order_relaxed); }
+    // While connecting (CREATE_REPLICATION_SLOT waits for running transactions), the loop does
+    // not turn but the process is healthy.
+    void setConnecting(bool connecting) {
+        tick();
+        connecting_.store(connecting, std::memory_order_relaxed);
+    }
     [[nodiscard]] bool healthy(std::chrono::seconds within = std::chrono::seconds(30)) const;
     [[nodiscard]] bool streaming() const { return streaming_flag_.load(std::memory_order_relaxed); }
 
@@ -82,6 +88,7 @@ private:
     std::unordered_map<std::string, std::pair<prometheus::Counter*, prometheus::Counter*>> topic_counters_;
     std::atomic<std::int64_t> last_tick_ns_{0};
     std::atomic<bool> streaming_flag_{false};
+    std::atomic<bool> connecting_{false};
 };
 
 }  // namespace outboxd::metrics

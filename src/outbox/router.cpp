@@ -320,12 +320,13 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
     event.set_content_type(out.content_type);
 
     std::int64_t occurred = ctx.commit_time.unixMicros();
+    out.occurred_from_commit_time = false;
     if (rel.timestamp >= 0 && !isNull(text(rel.timestamp))) {
-        auto parsed = parseTimestamp(text(rel.timestamp).data);
-        if (!parsed) {
-            return invalid(fmt::format("column '{}': {}", config_.outbox.columns.timestamp, parsed.error()));
+        if (auto parsed = parseTimestamp(text(rel.timestamp).data)) {
+            occurred = *parsed;
+        } else {
+            out.occurred_from_commit_time = true;
         }
-        occurred = *parsed;
     }
     setTimestamp(event.mutable_occurred_at(), occurred);
 

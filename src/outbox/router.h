@@ -37,6 +37,9 @@ struct OutboxEvent {
     std::string type;
     std::string aggregate_type;
     std::string content_type;
+    // The timestamp column held a value that is not an ISO timestamp (infinity, a BC date):
+    // occurred_at is the commit time instead.
+    bool occurred_from_commit_time = false;
 };
 
 // PostgreSQL type OIDs the router treats specially (pg_type.dat).

@@ -98,7 +98,22 @@ struct KafkaSink::Impl {
         d.ok = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR;
         d.bytes = msg->len;
         if (msg->rkt != nullptr) d.topic = rd_kafka_topic_name(msg->rkt);
-        if (!d.ok) d.error = rd_kafka_err2str(msg->err);
+        if (!d.ok) {
+            d.error = rd_kafka_err2str(msg->err);
+            switch (msg->err) {
+                case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+                case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+                case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+                case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+                case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+                case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+                case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+                    d.permanent = true;
+                    break;
+                default:
+                    break;
+            }
+        }
         self->collected.push_back(std::move(d));
         if (self->in_flight > 0) --self->in_flight;
     }
@@ -155,6 +170,10 @@ std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config:
         if (name == "enable.idempotence" && value != "true") {
             return fail("sink.kafka.properties.enable.idempotence must stay true: without it a retried send can "
                         "reorder or duplicate events; remove the property");
+        }
+        if (name == "delivery.report.only.error" && value != "false") {
+            return fail("sink.kafka.properties.delivery.report.only.error must stay false: outboxd confirms the slot "
+                        "from the acknowledgements; remove the property");
         }
         if ((name == "acks" || name == "request.required.acks") && value != "all" && value != "-1") {
             return fail(fmt::format("sink.kafka.properties.{} must be 'all': with fewer acknowledgements an event "

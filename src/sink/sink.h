@@ -20,6 +20,9 @@ struct Delivery {
     std::string topic;
     std::size_t bytes = 0;
     std::string error;  // when !ok
+    // When !ok: the broker refused the record for good (too large, not authorised, invalid);
+    // sending it again cannot succeed.
+    bool permanent = false;
 };
 
 enum class ProduceStatus {
