@@ -1,11 +1,17 @@
 # Shared helpers for the scripts that start and stop the test services.
 # Sourced, not run.
 
-# Prints a free TCP port on 127.0.0.1.
+# Prints a free TCP port on 127.0.0.1: below the kernel's ephemeral range (so no outgoing
+# connection holds it), and in no state at all in /proc/net/tcp{,6} (not listening, not
+# TIME_WAIT, not bound by a connection).
 free_port() {
-  local p
+  local p hex lo
+  lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$lo" -gt 12000 ] || lo=32768
   for _ in $(seq 1 200); do
-    p=$(( (RANDOM << 1 | RANDOM & 1) % 30000 + 20000 ))
+    p=$(( (RANDOM << 1 | RANDOM & 1) % (lo - 11000) + 10000 ))
+    hex=$(printf ':%04X ' "$p")
+    if grep -q -- "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null; then continue; fi
     if ! (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; then
       echo "$p"
       return 0
@@ -41,7 +47,7 @@ kafka_version() { echo "4.1.1"; }
 kafka_sasl_version() { echo "3.9.1"; }
 
 kafka_cache_dir() {
-  echo "${OUTBOXD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outboxd}/kafka-${1:-$(kafka_version)}"
+  echo "${OUTBOXD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outboxd}/kafka-${1:-$(kafka_version)}-2"
 }
 
 # Fetches the Kafka broker jars of VERSION from Maven Central into the cache, once.
@@ -69,7 +75,8 @@ fetch_kafka() {
 # KRaft broker of the jars in LIBS. LISTENERS is "PLAINTEXT" or "SASL_PLAINTEXT".
 #   prepare_broker DIR LIBS LISTENERS CLIENT_PORT CONTROLLER_PORT
 prepare_broker() {
-  local kdir=$1 libs=$2 kind=$3 port=$4 cport=$5 java cid scram=()
+  local kdir=$1 libs=$2 kind=$3 port=$4 cport=$5 java cid scram=() here
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   java=${JAVA_HOME:+$JAVA_HOME/bin/}java
   mkdir -p "$kdir/data"
   {
@@ -104,7 +111,8 @@ prepare_broker() {
   # start.sh starts the broker again on the same ports and data (the fault tests stop it).
   cat >"$kdir/start.sh" <<START
 #!/usr/bin/env bash
-nohup $java -Xms128m -Xmx512m -XX:+UseSerialGC -cp "$libs/*" kafka.Kafka "$kdir/server.properties" \\
+nohup $java -Xms128m -Xmx512m -XX:+UseSerialGC -Dlog4j2.configurationFile=$here/kafka/log4j2.properties \\
+  -Dlog4j.configuration=file:$here/kafka/log4j.properties -cp "$libs/*" kafka.Kafka "$kdir/server.properties" \\
   >>"$kdir/broker.log" 2>&1 </dev/null &
 echo \$! >"$kdir/pid"
 for _ in \$(seq 1 120); do
