@@ -4,8 +4,17 @@
 //
 //   outboxd-consume --brokers HOST:PORT --topic T [--topic T2 ...] [--count N] [--timeout-ms MS]
 //                   [--idle-ms MS] [--from beginning|end] [--format text|json|latency|count]
+//                   [--latency-from commit-time|payload-ts]
 //
-// --format latency prints one summary line: commit-to-receipt latency percentiles.
+// --format latency prints one summary line: latency percentiles, receipt wall-clock time minus
+// the event's time. --latency-from commit-time (the default) takes the event's
+// source.commit_time (outboxd's records only); payload-ts takes the "ts" number of the payload
+// JSON (microseconds since the epoch, as outboxd-load writes it), from an outboxd.v1.Event's
+// payload or from a record whose value is the JSON itself (Debezium's outbox records).
+// With --from end, a topic that does not exist yet when the consumer starts is read from its
+// beginning once it appears (everything in it is new). After the first look-up of the topics a
+// line "outboxd-consume: started" goes to stderr, and once every topic is assigned
+// "outboxd-consume: assigned".
 // --format count prints one summary line for any records, outboxd's or not: how many were read and
 // the earliest and latest record timestamps (milliseconds since the epoch, as the broker stores them).
 
@@ -14,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -35,12 +45,14 @@ struct Options {
     long idle_ms = -1;
     bool from_end = false;
     std::string format = "text";
+    bool latency_from_payload = false;
 };
 
 [[noreturn]] void usage(const std::string& message) {
     fmt::print(stderr,
                "outboxd-consume: {}\nusage: outboxd-consume --brokers HOST:PORT --topic T [--topic T ...] "
-               "[--count N] [--timeout-ms MS] [--idle-ms MS] [--from beginning|end] [--format text|json|latency|count]\n",
+               "[--count N] [--timeout-ms MS] [--idle-ms MS] [--from beginning|end] [--format text|json|latency|count] "
+               "[--latency-from commit-time|payload-ts]\n",
                message);
     std::exit(2);
 }
@@ -66,6 +78,35 @@ std::string jsonString(const std::string& s) {
 
 std::int64_t unixMicros(const google::protobuf::Timestamp& ts) { return ts.seconds() * 1'000'000 + ts.nanos() / 1000; }
 
+// The number after the key "ts" in a JSON text (also when the JSON is itself inside a JSON string,
+// with escaped quotes), or -1.
+std::int64_t payloadTs(std::string_view json) {
+    for (std::size_t at = json.find("ts"); at != std::string_view::npos; at = json.find("ts", at + 2)) {
+        if (at == 0 || json[at - 1] != '"') continue;
+        std::size_t i = at + 2;
+        if (i < json.size() && json[i] == '\\') ++i;
+        if (i >= json.size() || json[i] != '"') continue;
+        ++i;
+        while (i < json.size() && (json[i] == ' ' || json[i] == ':')) ++i;
+        std::int64_t v = 0;
+        std::size_t digits = 0;
+        for (; i < json.size() && json[i] >= '0' && json[i] <= '9'; ++i, ++digits) v = v * 10 + (json[i] - '0');
+        if (digits > 0) return v;
+    }
+    return -1;
+}
+
+// Whether a record value is JSON text rather than a serialized outboxd.v1.Event (whose first byte
+// is a field tag, never '{', '[' or '"').
+bool looksLikeJson(const void* data, std::size_t len) {
+    const auto* p = static_cast<const char*>(data);
+    for (std::size_t i = 0; i < len; ++i) {
+        if (p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r') continue;
+        return p[i] == '{' || p[i] == '"' || p[i] == '[';
+    }
+    return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,6 +124,11 @@ int main(int argc, char** argv) {
         else if (a == "--idle-ms") opt.idle_ms = std::stol(value());
         else if (a == "--from") opt.from_end = value() == "end";
         else if (a == "--format") opt.format = value();
+        else if (a == "--latency-from") {
+            std::string from = value();
+            if (from != "commit-time" && from != "payload-ts") usage("--latency-from is commit-time or payload-ts");
+            opt.latency_from_payload = from == "payload-ts";
+        }
         else usage("unknown argument " + a);
     }
     if (opt.brokers.empty() || opt.topics.empty()) usage("--brokers and --topic are required");
@@ -103,6 +149,8 @@ int main(int argc, char** argv) {
 
     std::map<std::string, bool> assigned;
     std::map<std::pair<std::string, int>, std::int64_t> offsets;
+    bool first_refresh = true;
+    bool all_assigned = false;
     auto refresh = [&] {
         bool changed = false;
         for (const auto& topic : opt.topics) {
@@ -113,7 +161,7 @@ int main(int argc, char** argv) {
                 md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0) {
                 for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
                     offsets[{topic, md->topics[0].partitions[p].id}] =
-                        opt.from_end ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+                        opt.from_end && first_refresh ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
                 }
                 assigned[topic] = true;
                 changed = true;
@@ -121,11 +169,17 @@ int main(int argc, char** argv) {
             if (md != nullptr) rd_kafka_metadata_destroy(md);
             rd_kafka_topic_destroy(rkt);
         }
+        first_refresh = false;
         if (!changed) return;
         auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
         for (const auto& [tp, off] : offsets) rd_kafka_topic_partition_list_add(list, tp.first.c_str(), tp.second)->offset = off;
         rd_kafka_assign(rk, list);
         rd_kafka_topic_partition_list_destroy(list);
+        if (!all_assigned && assigned.size() == opt.topics.size() &&
+            std::ranges::all_of(assigned, [](const auto& kv) { return kv.second; })) {
+            all_assigned = true;
+            fmt::print(stderr, "outboxd-consume: assigned\n");
+        }
     };
 
     std::vector<double> latencies_ms;
@@ -138,13 +192,14 @@ int main(int argc, char** argv) {
     if (opt.format == "latency" || opt.format == "count" || opt.from_end) {
         refresh();
     }
+    fmt::print(stderr, "outboxd-consume: started\n");
     while ((opt.count < 0 || received < opt.count) && Clock::now() < deadline) {
         if (opt.idle_ms >= 0 && received > 0 && Clock::now() - last_message > std::chrono::milliseconds(opt.idle_ms)) {
             break;
         }
         if (Clock::now() >= next_refresh) {
             refresh();
-            next_refresh = Clock::now() + std::chrono::milliseconds(500);
+            next_refresh = Clock::now() + std::chrono::milliseconds(all_assigned ? 500 : 100);
         }
         rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 50);
         if (m == nullptr) continue;
@@ -164,12 +219,23 @@ int main(int argc, char** argv) {
             rd_kafka_message_destroy(m);
             continue;
         }
+        if (opt.format == "latency" && opt.latency_from_payload && looksLikeJson(m->payload, m->len)) {
+            const std::int64_t ts = payloadTs(std::string_view(static_cast<const char*>(m->payload), m->len));
+            if (ts > 0) latencies_ms.push_back(static_cast<double>(now_us - ts) / 1000.0);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
         outboxd::v1::Event ev;
         const bool parsed = ev.ParseFromArray(m->payload, static_cast<int>(m->len));
         std::string topic = rd_kafka_topic_name(m->rkt);
         std::string key = m->key != nullptr ? std::string(static_cast<const char*>(m->key), m->key_len) : "";
         if (opt.format == "latency") {
-            if (parsed) latencies_ms.push_back(static_cast<double>(now_us - unixMicros(ev.source().commit_time())) / 1000.0);
+            if (parsed && opt.latency_from_payload) {
+                const std::int64_t ts = payloadTs(ev.payload());
+                if (ts > 0) latencies_ms.push_back(static_cast<double>(now_us - ts) / 1000.0);
+            } else if (parsed) {
+                latencies_ms.push_back(static_cast<double>(now_us - unixMicros(ev.source().commit_time())) / 1000.0);
+            }
         } else if (!parsed) {
             fmt::print("{}[{}]@{} key={} (not an outboxd.v1.Event, {} bytes)\n", topic, m->partition, m->offset, key, m->len);
         } else if (opt.format == "json") {
