@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Steady-rate latency benchmark, on one PostgreSQL and one real Kafka broker (up.sh): for each
+# relay (outboxd; Debezium Server through bench/debezium/run.sh unless BENCH_SKIP_DEBEZIUM=1) and
+# each rate, in this order:
+#   - creates a fresh pgoutput slot and inserts 3 warm-up events (one per aggregate type);
+#   - starts a consumer from the end of the relay's topics, then the relay, and times from the
+#     relay's process start until the consumer holds the 3 warm-up events ("first event");
+#   - starts the latency consumer(s) from the end of the topics, then outboxd-load at the rate for
+#     the duration, in small transactions (1 event below 2,000 events/s, else up to 5, so that
+#     the database sees at most 2,000 commits/s);
+#   - latency = consumer receipt wall clock minus the payload's "ts" (the load generator's clock
+#     just before its INSERT), for both relays; for outboxd also minus the event's
+#     source.commit_time (the commit timestamp PostgreSQL records);
+#   - relay peak RSS (VmHWM) and CPU seconds (user+sys) per 100,000 events, CPU counted from
+#     just before the load starts until the consumer saw the last event and stayed idle 5 s.
+# Prints a markdown table and writes a PNG plot of p50/p99 latency against rate (gnuplot,
+# installed with apt when missing).
+#   bench/steady.sh
+# Environment: BENCH_RATES (default "1000 10000"), BENCH_DURATION (seconds, default 60),
+# BENCH_SKIP_DEBEZIUM=1, BENCH_KAFKA_PROPERTIES (extra outboxd producer properties in YAML flow
+# syntax, e.g. '"linger.ms": "0"'), BENCH_PLOT (default bench/latency.png; "none" for no plot),
+# BENCH_BUILD_DIR (default build-release), BENCH_KEEP_WORK=1 keeps the work folder.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rates=${BENCH_RATES:-"1000 10000"}
+duration=${BENCH_DURATION:-60}
+build=${BENCH_BUILD_DIR:-$root/build-release}
+skip_dbz=${BENCH_SKIP_DEBEZIUM:-0}
+plot=${BENCH_PLOT:-$root/bench/latency.png}
+relays="outboxd"
+[ "$skip_dbz" = 1 ] || relays="outboxd debezium"
+
+"$root/scripts/install-deps.sh" --test >/dev/null
+BUILD_DIR=$build "$root/scripts/build.sh" --release --no-tests >/dev/null
+if [ "$plot" != none ] && ! command -v gnuplot >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null
+fi
+if [ "$skip_dbz" != 1 ]; then
+  "$root/bench/debezium/fetch.sh" >/dev/null
+  dbz_java=$(. "$root/bench/debezium/lib.sh"; debezium_java)
+fi
+
+work=$(mktemp -d /tmp/outboxd-steady.XXXXXX)
+chmod 755 "$work"
+relay_pid=""
+bg_pids=()
+cleanup() {
+  [ -n "$relay_pid" ] && kill -KILL "$relay_pid" 2>/dev/null || true
+  for p in "${bg_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  "$root/integration-tests/env/down.sh" "$work/services" >/dev/null 2>&1 || true
+  if [ "${BENCH_KEEP_WORK:-0}" = 1 ]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+"$root/integration-tests/env/up.sh" "$work/services" >/dev/null
+. "$work/services/env.sh"
+dsn="host=127.0.0.1 port=$OUTBOXD_IT_PG_PORT user=postgres dbname=bench"
+psql -X -q "$OUTBOXD_IT_PG_DSN" -c "CREATE DATABASE bench"
+psql -X -q -v ON_ERROR_STOP=1 "$dsn" <<'SQL'
+CREATE TABLE outbox (
+  id uuid PRIMARY KEY,
+  aggregatetype varchar(255) NOT NULL,
+  aggregateid varchar(255) NOT NULL,
+  type varchar(255) NOT NULL,
+  payload jsonb NOT NULL
+);
+CREATE PUBLICATION bench FOR TABLE outbox;
+SQL
+
+now() { date +%s.%N; }
+lz() { sed -E 's/^(-?)\./\10./'; }
+cpu_of() {  # user+sys seconds of a process
+  local u s
+  read -r u s < <(awk '{print $14, $15}' "/proc/$1/stat")
+  echo "($u + $s) / $(getconf CLK_TCK)" | bc -l
+}
+wait_line() {  # wait_line FILE TEXT SECONDS
+  for _ in $(seq 1 $(($3 * 20))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "timed out waiting for '$2' in $1" >&2
+  cat "$1" >&2
+  return 1
+}
+topics_of() {
+  local prefix=outbox.event.
+  [ "$1" = debezium ] && prefix=debezium.outbox.event.
+  echo "--topic ${prefix}user --topic ${prefix}group --topic ${prefix}membership"
+}
+
+results="$work/results.tsv"
+: >"$results"
+run_one() {
+  local relay=$1 rate=$2 dir="$work/$1-$2" slot="${1}_$2" per_txn t0 first_s cpu0 cpu1 rss_kb
+  mkdir -p "$dir"
+  per_txn=$(( rate / 2000 )); [ "$per_txn" -lt 1 ] && per_txn=1; [ "$per_txn" -gt 5 ] && per_txn=5
+  psql -X -q -At -v ON_ERROR_STOP=1 "$dsn" -c "SELECT pg_create_logical_replication_slot('$slot', 'pgoutput')" >/dev/null
+  psql -X -q -v ON_ERROR_STOP=1 "$dsn" -c "INSERT INTO outbox SELECT gen_random_uuid(), t, 'warmup', 'Warmup', '{\"warmup\": true}' FROM unnest(ARRAY['user','group','membership']) AS t"
+  # shellcheck disable=SC2046
+  "$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" $(topics_of "$relay") --from end --format count \
+    --count 3 --timeout-ms 300000 >"$dir/warm.out" 2>"$dir/warm.err" &
+  local warm_pid=$!
+  bg_pids+=("$warm_pid")
+  wait_line "$dir/warm.err" "outboxd-consume: started" 60
+  sleep 1
+  t0=$(now)
+  if [ "$relay" = outboxd ]; then
+    local metrics_port
+    metrics_port=$(. "$root/integration-tests/env/lib.sh"; free_port)
+    cat >"$dir/outboxd.yaml" <<YAML
+source:
+  postgres:
+    dsn: "$dsn"
+    slot: $slot
+    publication: bench
+    create_slot: false
+    create_publication: false
+sink:
+  kafka:
+    brokers: "$OUTBOXD_IT_KAFKA_BROKERS"
+    properties: {${BENCH_KAFKA_PROPERTIES:-}}
+metrics:
+  listen: "127.0.0.1:$metrics_port"
+log:
+  level: warn
+YAML
+    "$build/outboxd" --config "$dir/outboxd.yaml" 2>"$dir/outboxd.log" &
+    relay_pid=$!
+  else
+    relay_pid=$(DBZ_WORK_DIR="$dir/debezium" DBZ_PG_HOST=127.0.0.1 DBZ_PG_PORT="$OUTBOXD_IT_PG_PORT" DBZ_PG_DB=bench \
+                DBZ_PG_USER=postgres DBZ_SLOT="$slot" DBZ_PUBLICATION=bench DBZ_TABLE=public.outbox \
+                DBZ_KAFKA_BROKERS="$OUTBOXD_IT_KAFKA_BROKERS" DBZ_TOPIC_PREFIX=debezium.outbox.event. \
+                DEBEZIUM_JAVA_HOME="${dbz_java%/bin/java}" "$root/bench/debezium/run.sh")
+  fi
+  if ! wait "$warm_pid"; then
+    echo "$relay did not deliver the warm-up events" >&2
+    cat "$dir/outboxd.log" "$dir/debezium/debezium.log" 2>/dev/null | tail -n 30 >&2
+    exit 1
+  fi
+  first_s=$(echo "$(now) - $t0" | bc | lz)
+
+  local consumers=(payload-ts)
+  [ "$relay" = outboxd ] && consumers+=(commit-time)
+  local c_pids=() c
+  for c in "${consumers[@]}"; do
+    # shellcheck disable=SC2046
+    "$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" $(topics_of "$relay") --from end \
+      --format latency --latency-from "$c" --idle-ms 5000 --timeout-ms $(( (duration + 300) * 1000 )) \
+      >"$dir/lat-$c.out" 2>"$dir/lat-$c.err" &
+    c_pids+=($!)
+    bg_pids+=($!)
+    wait_line "$dir/lat-$c.err" "outboxd-consume: assigned" 60
+  done
+  sleep 1
+  cpu0=$(cpu_of "$relay_pid")
+  "$build/outboxd-load" --dsn "$dsn" --rate "$rate" --duration "$duration" --per-txn "$per_txn" >"$dir/load.out"
+  for p in "${c_pids[@]}"; do wait "$p"; done
+  cpu1=$(cpu_of "$relay_pid")
+  rss_kb=$(awk '/^VmHWM/{print $2}' "/proc/$relay_pid/status")
+  kill -TERM "$relay_pid"
+  for _ in $(seq 1 100); do kill -0 "$relay_pid" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$relay_pid" 2>/dev/null || true
+  wait "$relay_pid" 2>/dev/null || true
+  relay_pid=""
+  psql -X -q -At "$dsn" -c "SELECT pg_drop_replication_slot('$slot')" >/dev/null
+
+  local sent achieved lat commit="- - -"
+  sent=$(sed -E 's/.*sent=([0-9]+).*/\1/' "$dir/load.out")
+  achieved=$(sed -E 's/.*rate=([0-9]+).*/\1/' "$dir/load.out")
+  lat=$(sed -E 's/received=([0-9]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+) max_ms=([0-9.]+)/\1 \2 \3 \4/' "$dir/lat-payload-ts.out")
+  if [ "$relay" = outboxd ]; then
+    commit=$(sed -E 's/received=[0-9]+ p50_ms=([0-9.-]+) p99_ms=([0-9.-]+) max_ms=([0-9.-]+)/\1 \2 \3/' "$dir/lat-commit-time.out")
+  fi
+  echo "$relay: rate $rate, $(cat "$dir/load.out"), payload-ts $(cat "$dir/lat-payload-ts.out")$(
+    [ "$relay" = outboxd ] && echo ", commit-time $(cat "$dir/lat-commit-time.out")"), first event ${first_s}s, VmHWM $((rss_kb / 1024)) MiB, CPU $(printf '%.2f' "$(echo "$cpu1 - $cpu0" | bc -l)")s" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$relay" "$rate" "$achieved" "$sent" "$lat" "$commit" \
+    "$rss_kb" "$(echo "scale=3; ($cpu1 - $cpu0) * 100000 / $sent" | bc | lz)" "$first_s" "$per_txn" "$duration" \
+    | tr ' ' '\t' >>"$results"
+}
+
+for rate in $rates; do
+  for relay in $relays; do
+    run_one "$relay" "$rate"
+  done
+done
+
+# Columns of results.tsv: relay rate achieved sent received p50 p99 max commit_p50 commit_p99
+# commit_max rss_kb cpu_per_100k first_s per_txn duration
+echo "date:     $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "machine:  $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "versions: outboxd $("$build/outboxd" --version | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $(pkg-config --modversion rdkafka)$(
+  [ "$skip_dbz" = 1 ] || echo ", Debezium Server $(. "$root/bench/debezium/lib.sh"; debezium_version) on $("$dbz_java" -version 2>&1 | head -n 1 | cut -d'"' -f2)")"
+echo "command:  BENCH_RATES=\"$rates\" BENCH_DURATION=$duration${BENCH_KAFKA_PROPERTIES:+ BENCH_KAFKA_PROPERTIES='$BENCH_KAFKA_PROPERTIES'} bench/steady.sh"
+echo
+echo "| relay | target events/s | achieved events/s | events (received/sent) | p50 ms | p99 ms | max ms | commit-to-consumer p50 / p99 / max ms | peak RSS | CPU s per 100k events | first event |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+while IFS=$'\t' read -r relay rate achieved sent received p50 p99 max cp50 cp99 cmax rss cpu first per_txn dur; do
+  commit="-"
+  [ "$cp50" = - ] || commit="$cp50 / $cp99 / $cmax"
+  printf '| %s | %s | %s | %s/%s | %s | %s | %s | %s | %s MiB | %s s | %s s |\n' "$relay" "$rate" "$achieved" "$received" \
+    "$sent" "$p50" "$p99" "$max" "$commit" "$((rss / 1024))" "$cpu" "$first"
+done <"$results"
+
+if [ "$plot" != none ]; then
+  for relay in $relays; do awk -F'\t' -v r="$relay" '$1 == r {print $3, $6, $7}' "$results" >"$work/$relay.dat"; done
+  {
+    echo "set terminal pngcairo size 800,500"
+    echo "set output '$plot'"
+    echo "set title 'Latency from the INSERT to a consumer, against rate ($duration s per point, $(date -u +%Y-%m-%d))'"
+    echo "set xlabel 'events/s (achieved)'; set ylabel 'latency (ms)'"
+    echo "set logscale xy; set grid; set key top left"
+    echo "set xrange [500:20000]"
+    plots=()
+    for relay in $relays; do
+      plots+=("'$work/$relay.dat' using 1:2 with linespoints title '$relay p50'" "'$work/$relay.dat' using 1:3 with linespoints title '$relay p99'")
+    done
+    (IFS=,; echo "plot ${plots[*]}")
+  } >"$work/plot.gp"
+  gnuplot "$work/plot.gp" 2>/dev/null || { sed -i 's/pngcairo/png/' "$work/plot.gp"; gnuplot "$work/plot.gp"; }
+  echo
+  echo "plot:     $plot"
+fi
