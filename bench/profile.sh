@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Instruction profile of outboxd's hot path with valgrind's callgrind (instruction counts do not
+# depend on the machine's load): a backlog catch-up of N events (default 20,000; 5-event
+# transactions, jsonb payloads of about 80 bytes) from a pgoutput slot into a real Kafka broker,
+# with a RelWithDebInfo build (BENCH_BUILD_DIR, default build-prof/, configured without tests
+# when new; an existing build folder, e.g. build/ of scripts/build.sh, is used as configured). outboxd runs under callgrind from its start
+# until its confirmed LSN reaches the backlog's end, then gets SIGTERM. Prints the instructions
+# per event of the whole process (start-up included) and of the main thread's event loop, then
+# the functions with the most inclusive and self cost, per event.
+#   bench/profile.sh [EVENTS]
+# BENCH_PROFILE_OUT (default: the work folder, deleted unless BENCH_KEEP_WORK=1) keeps the
+# callgrind.out file there.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+events=${1:-20000}
+per_txn=5
+build=${BENCH_BUILD_DIR:-$root/build-prof}
+
+"$root/scripts/install-deps.sh" --test >/dev/null
+command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind >/dev/null
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOUTBOXD_BUILD_TESTS=OFF >/dev/null
+fi
+cmake --build "$build" -j 2 --target outboxd >/dev/null
+
+work=$(mktemp -d /tmp/outboxd-profile.XXXXXX)
+chmod 755 "$work"
+outboxd_pid=""
+cleanup() {
+  [ -n "$outboxd_pid" ] && kill -KILL "$outboxd_pid" 2>/dev/null || true
+  "$root/integration-tests/env/down.sh" "$work/services" >/dev/null 2>&1 || true
+  if [ "${BENCH_KEEP_WORK:-0}" = 1 ]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+"$root/integration-tests/env/up.sh" "$work/services" >/dev/null
+. "$work/services/env.sh"
+dsn="host=127.0.0.1 port=$OUTBOXD_IT_PG_PORT user=postgres dbname=bench"
+psql -X -q "$OUTBOXD_IT_PG_DSN" -c "CREATE DATABASE bench"
+psql -X -q -v ON_ERROR_STOP=1 "$dsn" <<SQL
+CREATE TABLE outbox (
+  id uuid PRIMARY KEY,
+  aggregatetype varchar(255) NOT NULL,
+  aggregateid varchar(255) NOT NULL,
+  type varchar(255) NOT NULL,
+  payload jsonb NOT NULL
+);
+CREATE PUBLICATION bench FOR TABLE outbox;
+SELECT pg_create_logical_replication_slot('outboxd', 'pgoutput');
+DO \$\$
+BEGIN
+  FOR t IN 0..($events / $per_txn - 1) LOOP
+    INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload)
+    SELECT gen_random_uuid(), (ARRAY['user','group','membership'])[1 + (t * $per_txn + j) % 3],
+           ((t * $per_txn + j) % 1000)::text, 'UserUpdated',
+           jsonb_build_object('seq', t * $per_txn + j, 'name', 'user-' || (t * $per_txn + j), 'email',
+                              'user' || (t * $per_txn + j) || '@example.org')
+    FROM generate_series(0, $per_txn - 1) AS j;
+    COMMIT;
+  END LOOP;
+END
+\$\$;
+SQL
+end_lsn=$(psql -X -At "$dsn" -c "SELECT pg_current_wal_lsn()")
+end_num=$(( (16#${end_lsn%/*} << 32) | 16#${end_lsn#*/} ))
+
+metrics_port=$(. "$root/integration-tests/env/lib.sh"; free_port)
+cat >"$work/outboxd.yaml" <<YAML
+source:
+  postgres:
+    dsn: "$dsn"
+    slot: outboxd
+    publication: bench
+    create_slot: false
+    create_publication: false
+sink:
+  kafka:
+    brokers: "$OUTBOXD_IT_KAFKA_BROKERS"
+metrics:
+  listen: "127.0.0.1:$metrics_port"
+log:
+  level: warn
+YAML
+out=${BENCH_PROFILE_OUT:-$work}/callgrind.out
+mkdir -p "$(dirname "$out")"
+valgrind --tool=callgrind --callgrind-out-file="$out" "$build/outboxd" --config "$work/outboxd.yaml" \
+  2>"$work/outboxd.log" &
+outboxd_pid=$!
+for _ in $(seq 1 3000); do
+  confirmed=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | awk '/^outboxd_confirmed_flush_lsn /{printf "%.0f", $2}' || true)
+  if [ -n "$confirmed" ] && [ "$confirmed" -ge "$end_num" ] 2>/dev/null; then break; fi
+  kill -0 "$outboxd_pid" 2>/dev/null || { cat "$work/outboxd.log"; exit 1; }
+  sleep 0.2
+done
+kill -TERM "$outboxd_pid"
+wait "$outboxd_pid" || true
+outboxd_pid=""
+
+# callgrind_annotate's lines: "  1,234,567 (12.34%)  file:function [object]". Prints them as
+# "instructions/event  function [object]", with argument lists and template arguments cut.
+per_event() {
+  awk -v n="$events" '
+    /^ *[0-9][0-9,]* \( *[0-9.]+%\)  / {
+      c = $1; gsub(",", "", c)
+      line = $0; sub(/^ *[0-9,]+ \( *[0-9.]+%\)  /, "", line)
+      obj = ""; if (match(line, / \[[^]]*\]$/)) { obj = substr(line, RSTART + 2, RLENGTH - 3); line = substr(line, 1, RSTART - 1) }
+      sub(/.*\//, "", obj)
+      if (line !~ /^\?\?\?:/) sub(/^[^:]*:/, "", line); else sub(/^\?\?\?:/, "", line)
+      if (line !~ /^\(/) sub(/\(.*/, "", line)
+      while (gsub(/<[^<>]*>/, "", line) > 0) {}
+      printf "%10.0f  %s [%s]\n", c / n, substr(line, 1, 110), obj
+    }'
+}
+out_annotated() { callgrind_annotate --inclusive="$1" --threshold=99 "$out" 2>/dev/null || true; }
+out_annotated yes >"$work/inclusive.txt"
+out_annotated no >"$work/self.txt"
+total=$(awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}' "$work/inclusive.txt")
+echo "events:               $events (catch-up, $per_txn-event transactions)"
+echo "process total:        $total instructions, $((total / events)) per event (start-up, librdkafka threads and shutdown included)"
+echo "outboxd's own steps (inclusive, per event):"
+per_event <"$work/inclusive.txt" | grep -E ' (outboxd::[a-zA-Z:]+::(handleFrame|handleMessage|route|produceHeld|produce|serveDeliveries|poll|decode|eventPublished|acknowledge)|outboxd::cdc::pgoutput::decode) \[outboxd\]' || true
+echo
+echo "top inclusive (instructions per event):"
+per_event <"$work/inclusive.txt" | head -n "${BENCH_PROFILE_TOP:-40}" || true
+echo
+echo "top self (instructions per event):"
+per_event <"$work/self.txt" | head -n "${BENCH_PROFILE_TOP:-40}" || true
