@@ -262,3 +262,28 @@ TEST_CASE("bytea hex decoding", "[router]") {
     CHECK_FALSE(outbox::decodeByteaHex("\\x414"));
     CHECK_FALSE(outbox::decodeByteaHex("\\x41zz"));
 }
+
+TEST_CASE("a router that routed other rows gives the same bytes as a fresh one", "[router]") {
+    auto config = defaultConfig();
+    outbox::Router used(config);
+    REQUIRE(used.onRelation(outboxRelation()));
+    outbox::OutboxEvent scratch;
+    // A long row first, so every reused buffer is larger than what follows.
+    Insert big = row(16384, std::string(4096, 'x'));
+    REQUIRE(used.route(big, ctx(), scratch));
+    Insert nulls = row(16384);
+    nulls.new_tuple[2] = Value{ValueKind::Null, {}};  // aggregate id
+    nulls.new_tuple[3] = Value{ValueKind::Null, {}};  // type
+    nulls.new_tuple[4] = Value{ValueKind::Null, {}};  // payload
+    for (const Insert* ins : {&nulls, &big}) {
+        outbox::Router fresh(config);
+        REQUIRE(fresh.onRelation(outboxRelation()));
+        outbox::OutboxEvent a;
+        outbox::OutboxEvent b;
+        REQUIRE(used.route(*ins, ctx(), a));
+        REQUIRE(fresh.route(*ins, ctx(), b));
+        CHECK(a.value == b.value);
+        CHECK(a.key == b.key);
+        CHECK(a.topic == b.topic);
+    }
+}

@@ -170,7 +170,9 @@ std::expected<std::int64_t, std::string> parseTimestamp(std::string_view text) {
     return seconds * 1'000'000 + micros;
 }
 
-Router::Router(const config::Config& config) : config_(config) {}
+Router::Router(const config::Config& config) : config_(config), event_(std::make_unique<outboxd::v1::Event>()) {}
+Router::~Router() = default;
+Router::Router(Router&&) noexcept = default;
 
 std::expected<bool, Error> Router::onRelation(const cdc::pgoutput::Relation& relation) {
     const auto& tables = config_.outbox.tables;
@@ -301,11 +303,16 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
     renderTemplate(config_.routing.key, rel.key_columns, tuple, out.key, key_null);
     out.key_is_null = key_null && out.key.empty();
 
-    outboxd::v1::Event event;
+    // Every field of the reused message is set (or cleared) below.
+    outboxd::v1::Event& event = *event_;
     event.set_id(out.id);
     event.set_aggregate_type(out.aggregate_type);
     const auto& agg_id = text(rel.aggregate_id);
-    if (!isNull(agg_id)) event.set_aggregate_id(std::string(agg_id.data));
+    if (!isNull(agg_id)) {
+        event.mutable_aggregate_id()->assign(agg_id.data);
+    } else {
+        event.clear_aggregate_id();
+    }
     event.set_type(out.type);
     const auto& payload = text(rel.payload);
     if (!isNull(payload)) {
@@ -314,8 +321,10 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
             if (!raw) return invalid(fmt::format("payload: {}", raw.error()));
             event.set_payload(std::move(*raw));
         } else {
-            event.set_payload(std::string(payload.data));
+            event.mutable_payload()->assign(payload.data);
         }
+    } else {
+        event.clear_payload();
     }
     event.set_content_type(out.content_type);
 

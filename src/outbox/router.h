@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -17,6 +18,10 @@
 #include "cdc/pgoutput/messages.h"
 #include "common/error.h"
 #include "config/config.h"
+
+namespace outboxd::v1 {
+class Event;
+}
 
 namespace outboxd::outbox {
 
@@ -64,6 +69,9 @@ inline constexpr std::uint32_t kJsonb = 3802;
 class Router {
 public:
     explicit Router(const config::Config& config);
+    ~Router();
+    Router(Router&&) noexcept;
+    Router& operator=(Router&&) = delete;
 
     // A Relation message arrived. Returns true when it is one of the configured outbox tables,
     // after resolving its columns; an error when a configured column is missing.
@@ -96,6 +104,10 @@ private:
 
     const config::Config& config_;
     std::unordered_map<std::uint32_t, Resolved> relations_;
+    // The message route() fills and serializes, reused from row to row: every field is set or
+    // cleared on each row, so its strings and sub-messages keep their buffers (no allocation per
+    // event once they are large enough).
+    std::unique_ptr<outboxd::v1::Event> event_;
 };
 
 }  // namespace outboxd::outbox
