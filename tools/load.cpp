@@ -4,13 +4,19 @@
 //
 // Each transaction is one multi-row INSERT (an implicit transaction) of --per-txn rows into a table
 // with the Debezium outbox columns (id, aggregatetype, aggregateid, type, payload). Transaction k
-// is sent at start + k * per_txn / rate on a steady clock; when the database falls behind, the
-// next one is sent at once (no burst beyond that, no skipping), and the achieved rate says so.
+// is sent at start + k * per_txn / rate on a steady clock, in libpq's pipeline mode: sending does
+// not wait for the previous commit's round trip, results are read while waiting for the next due
+// time. When the client falls behind (it cannot send as fast), the next transaction is sent at
+// once (no skipping), and the achieved rate and max_behind_ms say so; max_in_flight is the
+// largest number of transactions sent and not yet committed.
 // The payload is JSON whose "ts" is the client's wall-clock time in microseconds since the epoch
 // just before the INSERT is sent, and "seq" the event's number: a consumer can measure latency
 // from the payload whatever relay carried it. Prints one summary line at the end:
-//   sent=N txns=T seconds=S rate=R max_behind_ms=B
+//   sent=N txns=T seconds=S rate=R max_behind_ms=B max_in_flight=F
 
+#include <poll.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -81,6 +87,37 @@ int main(int argc, char** argv) {
     }
     PQclear(prepared);
 
+    if (PQenterPipelineMode(conn) != 1) {
+        fmt::print(stderr, "outboxd-load: cannot enter pipeline mode: {}", PQerrorMessage(conn));
+        return 1;
+    }
+    long in_flight = 0;
+    long max_in_flight = 0;
+    // Reads the results that arrived; fails on an error. Each transaction ends with PIPELINE_SYNC.
+    auto drain = [&](bool wait) -> bool {
+        while (in_flight > 0) {
+            if (!wait) {
+                if (PQconsumeInput(conn) != 1) return false;
+                if (PQisBusy(conn)) return true;
+            }
+            PGresult* r = PQgetResult(conn);
+            if (r == nullptr) continue;  // end of one query's results
+            const auto status = PQresultStatus(r);
+            PQclear(r);
+            if (status == PGRES_PIPELINE_SYNC) {
+                --in_flight;
+            } else if (status != PGRES_COMMAND_OK) {
+                fmt::print(stderr, "outboxd-load: insert failed: {}", PQerrorMessage(conn));
+                return false;
+            }
+        }
+        return true;
+    };
+    auto fail = [&] {
+        PQfinish(conn);
+        return 1;
+    };
+
     using Clock = std::chrono::steady_clock;
     const auto interval = std::chrono::duration<double>(per_txn / rate);
     const auto total_txns = static_cast<long>(duration_s * rate / per_txn);
@@ -90,28 +127,35 @@ int main(int argc, char** argv) {
     long txns = 0;
     for (; txns < total_txns; ++txns) {
         const auto due = start + std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(txns));
-        const auto now = Clock::now();
+        auto now = Clock::now();
         if (now < due) {
-            std::this_thread::sleep_until(due);
+            while ((now = Clock::now()) < due) {
+                const auto left = std::chrono::duration_cast<std::chrono::microseconds>(due - now).count();
+                if (in_flight == 0 || left < 1000) {
+                    std::this_thread::sleep_until(due);
+                    break;
+                }
+                pollfd pfd{PQsocket(conn), POLLIN, 0};
+                if (::poll(&pfd, 1, static_cast<int>(left / 1000)) > 0 && !drain(false)) return fail();
+            }
         } else {
             max_behind_ms = std::max(max_behind_ms, std::chrono::duration<double, std::milli>(now - due).count());
         }
         const std::string first = std::to_string(seq);
         const std::string ts = std::to_string(unixMicrosNow());
         const char* params[2] = {first.c_str(), ts.c_str()};
-        PGresult* r = PQexecPrepared(conn, "ins", 2, params, nullptr, nullptr, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            fmt::print(stderr, "outboxd-load: insert failed: {}", PQerrorMessage(conn));
-            PQclear(r);
-            PQfinish(conn);
-            return 1;
+        if (PQsendQueryPrepared(conn, "ins", 2, params, nullptr, nullptr, 0) != 1 || PQpipelineSync(conn) != 1) {
+            fmt::print(stderr, "outboxd-load: send failed: {}", PQerrorMessage(conn));
+            return fail();
         }
-        PQclear(r);
+        max_in_flight = std::max(max_in_flight, ++in_flight);
         seq += per_txn;
+        if (!drain(false)) return fail();
     }
+    if (!drain(true)) return fail();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     PQfinish(conn);
-    fmt::print("sent={} txns={} seconds={:.3f} rate={:.0f} max_behind_ms={:.1f}\n", seq, txns, seconds,
-               static_cast<double>(seq) / seconds, max_behind_ms);
+    fmt::print("sent={} txns={} seconds={:.3f} rate={:.0f} max_behind_ms={:.1f} max_in_flight={}\n", seq, txns,
+               seconds, static_cast<double>(seq) / seconds, max_behind_ms, max_in_flight);
     return 0;
 }
