@@ -11,7 +11,7 @@
 # logical_decoding_work_mem (64 MiB): the relay receives it as one long stream of inserts between
 # one Begin and one Commit, and can confirm nothing to the slot until the whole is acknowledged.
 #   bench/bigtxn.sh [EVENTS]
-# BENCH_DEBEZIUM_TIMEOUT (seconds, default 900) bounds Debezium's run; BENCH_KEEP_WORK=1 keeps
+# BENCH_DEBEZIUM_TIMEOUT (seconds, default 900) bounds Debezium's run; BENCH_NO_BUILD=1 uses BENCH_BUILD_DIR as it is; BENCH_KEEP_WORK=1 keeps
 # the work folder.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +21,7 @@ skip_dbz=${BENCH_SKIP_DEBEZIUM:-0}
 dbz_timeout=${BENCH_DEBEZIUM_TIMEOUT:-900}
 
 "$root/scripts/install-deps.sh" --test >/dev/null
-BUILD_DIR=$build "$root/scripts/build.sh" --release --no-tests >/dev/null
+[ "${BENCH_NO_BUILD:-0}" = 1 ] || BUILD_DIR=$build "$root/scripts/build.sh" --release --no-tests >/dev/null
 if [ "$skip_dbz" != 1 ]; then
   "$root/bench/debezium/fetch.sh" >/dev/null
   dbz_java=$(. "$root/bench/debezium/lib.sh"; debezium_java)

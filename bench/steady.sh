@@ -19,7 +19,7 @@
 # Environment: BENCH_RATES (default "1000 10000"), BENCH_DURATION (seconds, default 60),
 # BENCH_SKIP_DEBEZIUM=1, BENCH_KAFKA_PROPERTIES (extra outboxd producer properties in YAML flow
 # syntax, e.g. '"linger.ms": "0"'), BENCH_PLOT (default bench/latency.png; "none" for no plot),
-# BENCH_BUILD_DIR (default build-release), BENCH_KEEP_WORK=1 keeps the work folder.
+# BENCH_BUILD_DIR (default build-release), BENCH_NO_BUILD=1 uses BENCH_BUILD_DIR as it is; BENCH_KEEP_WORK=1 keeps the work folder.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rates=${BENCH_RATES:-"1000 10000"}
@@ -31,7 +31,7 @@ relays="outboxd"
 [ "$skip_dbz" = 1 ] || relays="outboxd debezium"
 
 "$root/scripts/install-deps.sh" --test >/dev/null
-BUILD_DIR=$build "$root/scripts/build.sh" --release --no-tests >/dev/null
+[ "${BENCH_NO_BUILD:-0}" = 1 ] || BUILD_DIR=$build "$root/scripts/build.sh" --release --no-tests >/dev/null
 if [ "$plot" != none ] && ! command -v gnuplot >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null
 fi
