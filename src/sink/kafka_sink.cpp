@@ -9,7 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <thread>
-#include <unordered_set>
+#include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <librdkafka/rdkafka.h>
@@ -48,16 +49,27 @@ struct KafkaSink::Impl {
     std::size_t in_flight = 0;
     bool fatal = false;
     std::string auth_error;  // set by onError on an authentication failure
-    // Topics whose metadata this producer has asked for (see warmTopic).
-    std::unordered_set<std::string> known_topics;
+    // Topics whose metadata this producer has asked for (see topicHandle), with the producer's
+    // handle for each, kept for the producer's life: producing through a handle spares
+    // librdkafka a look-up of the topic by name (under a lock) for every record.
+    struct NameHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, rd_kafka_topic_t*, NameHash, std::equal_to<>> topics;
+
+    rd_kafka_topic_t* topicHandle(const std::string& topic) {
+        if (auto it = topics.find(std::string_view(topic)); it != topics.end()) return it->second;
+        rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+        if (rkt != nullptr) warmTopic(rkt);
+        topics.emplace(topic, rkt);
+        return rkt;
+    }
 
     // librdkafka looks up an unknown topic's partitions on its one-second timer, which would
     // delay the first events of every topic and every session by up to a second. Ask once,
     // synchronously, with a short timeout; on failure the timer still does it.
-    void warmTopic(const std::string& topic) {
-        if (!known_topics.insert(topic).second) return;
-        rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-        if (rkt == nullptr) return;
+    void warmTopic(rd_kafka_topic_t* rkt) {
         // A topic the broker creates on first use answers "unknown" at first: ask again briefly.
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
         while (std::chrono::steady_clock::now() < deadline) {
@@ -73,13 +85,15 @@ struct KafkaSink::Impl {
             if (ready) break;
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
-        rd_kafka_topic_destroy(rkt);
     }
 
     ~Impl() {
         if (rk != nullptr) {
             rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
             rd_kafka_poll(rk, 0);
+            for (auto& [name, rkt] : topics) {
+                if (rkt != nullptr) rd_kafka_topic_destroy(rkt);
+            }
             if (main_queue != nullptr) {
                 rd_kafka_queue_io_event_enable(main_queue, -1, nullptr, 0);
                 rd_kafka_queue_destroy(main_queue);
@@ -204,7 +218,7 @@ std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config:
 }
 
 std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent& event, std::uint64_t token) {
-    impl_->warmTopic(event.topic);
+    rd_kafka_topic_t* rkt = impl_->topicHandle(event.topic);
     rd_kafka_headers_t* headers = rd_kafka_headers_new(4);
     rd_kafka_header_add(headers, "id", -1, event.id.data(), static_cast<ssize_t>(event.id.size()));
     rd_kafka_header_add(headers, "type", -1, event.type.data(), static_cast<ssize_t>(event.type.size()));
@@ -214,14 +228,21 @@ std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent
                         static_cast<ssize_t>(event.content_type.size()));
     void* opaque = reinterpret_cast<void*>(static_cast<std::uintptr_t>(token));
     rd_kafka_resp_err_t err;
-    if (event.key_is_null) {
+    if (rkt == nullptr) {
+        // librdkafka refused a handle for this name: produce by name, which reports why.
         err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_TOPIC(event.topic.c_str()),
+                                RD_KAFKA_V_KEY(event.key_is_null ? nullptr : event.key.data(),
+                                               event.key_is_null ? 0 : event.key.size()),
+                                RD_KAFKA_V_VALUE(const_cast<char*>(event.value.data()), event.value.size()),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
+                                RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    } else if (event.key_is_null) {
+        err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_RKT(rkt),
                                 RD_KAFKA_V_VALUE(const_cast<char*>(event.value.data()), event.value.size()),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     } else {
-        err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_TOPIC(event.topic.c_str()),
-                                RD_KAFKA_V_KEY(event.key.data(), event.key.size()),
+        err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(event.key.data(), event.key.size()),
                                 RD_KAFKA_V_VALUE(const_cast<char*>(event.value.data()), event.value.size()),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
