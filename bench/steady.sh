@@ -165,6 +165,12 @@ YAML
       /^outboxd_event_latency_seconds_bucket\{le="0.01"\}/ {c=$2} /^outboxd_event_latency_seconds_count/ {n=$2}
       END { if (n > 0) printf "%.1f%%/%.1f%%/%.1f%%", 100*a/n, 100*b/n, 100*c/n }')
   fi
+  # CPU seconds by thread name (the relay's own loop, librdkafka's threads, the JVM's), whole run.
+  local threads
+  threads=$(for t in /proc/"$relay_pid"/task/*; do
+              awk -v tck="$(getconf CLK_TCK)" '{ sub(/^[0-9]+ \(/, ""); n = $0; sub(/\).*/, "", n); gsub(/ /, "_", n); sub(/.*\) /, "");
+                                                 printf "%s %.2f\n", n, ($12 + $13) / tck }' "$t/stat"
+            done | awk '{ cpu[$1] += $2 } END { for (n in cpu) if (cpu[n] >= 0.05) printf "%s=%.2fs ", n, cpu[n] }')
   kill -TERM "$relay_pid"
   for _ in $(seq 1 100); do kill -0 "$relay_pid" 2>/dev/null || break; sleep 0.2; done
   kill -KILL "$relay_pid" 2>/dev/null || true
@@ -180,7 +186,7 @@ YAML
     commit=$(sed -E 's/received=[0-9]+ p50_ms=([0-9.-]+) p99_ms=([0-9.-]+) max_ms=([0-9.-]+)/\1 \2 \3/' "$dir/lat-commit-time.out")
   fi
   echo "$relay: rate $rate, $(cat "$dir/load.out"), payload-ts $(cat "$dir/lat-payload-ts.out")$(
-    [ "$relay" = outboxd ] && echo ", commit-time $(cat "$dir/lat-commit-time.out")"), first event ${first_s}s, ${acked:+acked by Kafka within 2/5/10 ms: $acked, }VmHWM $((rss_kb / 1024)) MiB, CPU $(printf '%.2f' "$(echo "$cpu1 - $cpu0" | bc -l)")s" >&2
+    [ "$relay" = outboxd ] && echo ", commit-time $(cat "$dir/lat-commit-time.out")"), first event ${first_s}s, ${acked:+acked by Kafka within 2/5/10 ms: $acked, }threads ${threads}, VmHWM $((rss_kb / 1024)) MiB, CPU $(printf '%.2f' "$(echo "$cpu1 - $cpu0" | bc -l)")s" >&2
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$relay" "$rate" "$achieved" "$sent" "$lat" "$commit" \
     "$rss_kb" "$(echo "scale=3; ($cpu1 - $cpu0) * 100000 / $sent" | bc | lz)" "$first_s" "$per_txn" "$duration" \
     | tr ' ' '\t' >>"$results"
