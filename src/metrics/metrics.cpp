@@ -127,7 +127,7 @@ std::string Metrics::render() const {
 
 void Metrics::eventPublished(std::string_view topic, std::size_t bytes, double latency_seconds) {
     published_.Increment();
-    auto it = topic_counters_.find(std::string(topic));
+    auto it = topic_counters_.find(topic);
     if (it == topic_counters_.end()) {
         std::string name(topic);
         auto* events = &published_by_topic_.Add({{"topic", name}});

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -84,8 +85,15 @@ private:
     prometheus::Gauge& in_flight_;
     prometheus::Gauge& streaming_;
     prometheus::Histogram& latency_;
-    // Per-topic counters, looked up once per topic (relay thread only).
-    std::unordered_map<std::string, std::pair<prometheus::Counter*, prometheus::Counter*>> topic_counters_;
+    // Per-topic counters, looked up once per topic (relay thread only); found by string_view, so
+    // an acknowledgement costs no string copy.
+    struct TopicHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, std::pair<prometheus::Counter*, prometheus::Counter*>, TopicHash,
+                       std::equal_to<>>
+        topic_counters_;
     std::atomic<std::int64_t> last_tick_ns_{0};
     std::atomic<bool> streaming_flag_{false};
     std::atomic<bool> connecting_{false};
