@@ -96,8 +96,9 @@ kill -TERM "$outboxd_pid"
 wait "$outboxd_pid" || true
 outboxd_pid=""
 
-# callgrind_annotate's lines: "  1,234,567 (12.34%)  file:function [object]". Prints them as
-# "instructions/event  function [object]", with argument lists and template arguments cut.
+# callgrind_annotate's lines: "  1,234,567 (12.34%)  file:function [object]" (one line per source
+# file a function's code comes from, inlined headers included). Prints them as
+# "instructions/event  function (file) [object]", with argument lists and template arguments cut.
 per_event() {
   awk -v n="$events" '
     /^ *[0-9][0-9,]* \( *[0-9.]+%\)  / {
@@ -105,10 +106,11 @@ per_event() {
       line = $0; sub(/^ *[0-9,]+ \( *[0-9.]+%\)  /, "", line)
       obj = ""; if (match(line, / \[[^]]*\]$/)) { obj = substr(line, RSTART + 2, RLENGTH - 3); line = substr(line, 1, RSTART - 1) }
       sub(/.*\//, "", obj)
+      file = line; sub(/:.*/, "", file); sub(/.*\//, "", file)
       if (line !~ /^\?\?\?:/) sub(/^[^:]*:/, "", line); else sub(/^\?\?\?:/, "", line)
       if (line !~ /^\(/) sub(/\(.*/, "", line)
       while (gsub(/<[^<>]*>/, "", line) > 0) {}
-      printf "%10.0f  %s [%s]\n", c / n, substr(line, 1, 110), obj
+      printf "%10.0f  %s (%s) [%s]\n", c / n, substr(line, 1, 110), file, obj
     }'
 }
 out_annotated() { callgrind_annotate --inclusive="$1" --threshold=99 "$out" 2>/dev/null || true; }
@@ -117,8 +119,13 @@ out_annotated no >"$work/self.txt"
 total=$(awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1}' "$work/inclusive.txt")
 echo "events:               $events (catch-up, $per_txn-event transactions)"
 echo "process total:        $total instructions, $((total / events)) per event (start-up, librdkafka threads and shutdown included)"
-echo "outboxd's own steps (inclusive, per event):"
-per_event <"$work/inclusive.txt" | grep -E ' (outboxd::[a-zA-Z:]+::(handleFrame|handleMessage|route|produceHeld|produce|serveDeliveries|poll|decode|eventPublished|acknowledge)|outboxd::cdc::pgoutput::decode) \[outboxd\]' || true
+# The call-site lines ("=> file:function (Nx)", shown here with an empty [object]) hold a
+# function's whole inclusive cost; the summary lines split it by the source file each piece of
+# inlined code came from.
+echo "outboxd's own steps (inclusive cost of the calls, per event):"
+per_event <"$work/inclusive.txt" \
+  | grep -E ' outboxd::[a-zA-Z:]+::(handleFrame|route|produce|serveDeliveries|poll|decode|eventPublished) \((pipeline|router|kafka_sink|decoder|metrics)\.cpp\) \[\]$' \
+  | awk '!seen[$0]++' | sort -rn || true
 echo
 echo "top inclusive (instructions per event):"
 per_event <"$work/inclusive.txt" | head -n "${BENCH_PROFILE_TOP:-40}" || true
