@@ -53,7 +53,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$root/integration-tests/env/up.sh" "$work/services" >/dev/null
+OUTBOXD_IT_TLS=0 OUTBOXD_IT_SASL=0 "$root/integration-tests/env/up.sh" "$work/services" >/dev/null
 . "$work/services/env.sh"
 dsn="host=127.0.0.1 port=$OUTBOXD_IT_PG_PORT user=postgres dbname=bench"
 psql -X -q "$OUTBOXD_IT_PG_DSN" -c "CREATE DATABASE bench"
