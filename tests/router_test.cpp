@@ -269,7 +269,8 @@ TEST_CASE("a router that routed other rows gives the same bytes as a fresh one",
     REQUIRE(used.onRelation(outboxRelation()));
     outbox::OutboxEvent scratch;
     // A long row first, so every reused buffer is larger than what follows.
-    Insert big = row(16384, std::string(4096, 'x'));
+    const std::string big_payload(4096, 'x');  // the row's values are views: keep it alive
+    Insert big = row(16384, big_payload);
     REQUIRE(used.route(big, ctx(), scratch));
     Insert nulls = row(16384);
     nulls.new_tuple[2] = Value{ValueKind::Null, {}};  // aggregate id
