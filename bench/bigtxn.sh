@@ -15,6 +15,7 @@
 # the work folder.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 events=${1:-1000000}
 build=${BENCH_BUILD_DIR:-$root/build-release}
 skip_dbz=${BENCH_SKIP_DEBEZIUM:-0}
@@ -22,38 +23,15 @@ dbz_timeout=${BENCH_DEBEZIUM_TIMEOUT:-900}
 
 "$root/scripts/install-deps.sh" --test >/dev/null
 [ "${BENCH_NO_BUILD:-0}" = 1 ] || BUILD_DIR=$build "$root/scripts/build.sh" --release --no-tests >/dev/null
-if [ "$skip_dbz" != 1 ]; then
-  "$root/bench/debezium/fetch.sh" >/dev/null
-  dbz_java=$(. "$root/bench/debezium/lib.sh"; debezium_java)
-fi
+[ "$skip_dbz" = 1 ] || bench_debezium
 
-work=$(mktemp -d /tmp/outboxd-bigtxn.XXXXXX)
-chmod 755 "$work"
-relay_pid=""
-consumer_pid=""
-cleanup() {
+bench_stop() {
   [ -n "$relay_pid" ] && kill -KILL "$relay_pid" 2>/dev/null || true
   [ -n "$consumer_pid" ] && kill -KILL "$consumer_pid" 2>/dev/null || true
-  "$root/integration-tests/env/down.sh" "$work/services" >/dev/null 2>&1 || true
-  if [ "${BENCH_KEEP_WORK:-0}" = 1 ]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-
-OUTBOXD_IT_TLS=0 OUTBOXD_IT_SASL=0 "$root/integration-tests/env/up.sh" "$work/services" >/dev/null
-. "$work/services/env.sh"
-dsn="host=127.0.0.1 port=$OUTBOXD_IT_PG_PORT user=postgres dbname=bench"
-psql -X -q "$OUTBOXD_IT_PG_DSN" -c "CREATE DATABASE bench"
-psql -X -q -v ON_ERROR_STOP=1 "$dsn" <<'SQL'
-CREATE TABLE outbox (
-  id uuid PRIMARY KEY,
-  aggregatetype varchar(255) NOT NULL,
-  aggregateid varchar(255) NOT NULL,
-  type varchar(255) NOT NULL,
-  payload jsonb NOT NULL
-);
-CREATE PUBLICATION bench FOR TABLE outbox;
-SELECT pg_create_logical_replication_slot('outboxd', 'pgoutput');
-SQL
+relay_pid=""
+consumer_pid=""
+bench_services bigtxn outboxd
 [ "$skip_dbz" = 1 ] || psql -X -q -At "$dsn" -c "SELECT pg_create_logical_replication_slot('debezium', 'pgoutput')" >/dev/null
 
 now() { date +%s.%N; }

@@ -15,6 +15,7 @@
 # the work folder (logs, configuration) instead of deleting it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 events=${1:-200000}
 per_txn=5
 build=${BENCH_BUILD_DIR:-$root/build-release}
@@ -23,62 +24,22 @@ dbz_timeout=${BENCH_DEBEZIUM_TIMEOUT:-600}
 
 "$root/scripts/install-deps.sh" --test >/dev/null
 BUILD_DIR=$build "$root/scripts/build.sh" --release --no-tests >/dev/null
-if [ "$skip_dbz" != 1 ]; then
-  "$root/bench/debezium/fetch.sh" >/dev/null
-  dbz_java=$(. "$root/bench/debezium/lib.sh"; debezium_java)
-fi
+[ "$skip_dbz" = 1 ] || bench_debezium
 
-work=$(mktemp -d /tmp/outboxd-bench.XXXXXX)
-chmod 755 "$work"
-outboxd_pid=""
-dbz_pid=""
-cleanup() {
+bench_stop() {
   [ -n "$outboxd_pid" ] && kill -KILL "$outboxd_pid" 2>/dev/null || true
   [ -n "$dbz_pid" ] && kill -KILL "$dbz_pid" 2>/dev/null || true
-  "$root/integration-tests/env/down.sh" "$work/services" >/dev/null 2>&1 || true
-  if [ "${BENCH_KEEP_WORK:-0}" = 1 ]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-
-OUTBOXD_IT_TLS=0 OUTBOXD_IT_SASL=0 "$root/integration-tests/env/up.sh" "$work/services" >/dev/null
-. "$work/services/env.sh"
+outboxd_pid=""
+dbz_pid=""
+slots=(recv1 outboxd recv2)
+[ "$skip_dbz" = 1 ] || slots+=(debezium)
+bench_services bench "${slots[@]}"
 bindir=$OUTBOXD_IT_PG_BINDIR
-dsn="host=127.0.0.1 port=$OUTBOXD_IT_PG_PORT user=postgres dbname=bench"
-psql -X -q "$OUTBOXD_IT_PG_DSN" -c "CREATE DATABASE bench"
-psql -X -q -v ON_ERROR_STOP=1 "$dsn" <<'SQL'
-CREATE TABLE outbox (
-  id uuid PRIMARY KEY,
-  aggregatetype varchar(255) NOT NULL,
-  aggregateid varchar(255) NOT NULL,
-  type varchar(255) NOT NULL,
-  payload jsonb NOT NULL
-);
-CREATE PUBLICATION bench FOR TABLE outbox;
-SELECT pg_create_logical_replication_slot('recv1', 'pgoutput');
-SELECT pg_create_logical_replication_slot('outboxd', 'pgoutput');
-SELECT pg_create_logical_replication_slot('recv2', 'pgoutput');
-SQL
-if [ "$skip_dbz" != 1 ]; then
-  psql -X -q -At -v ON_ERROR_STOP=1 "$dsn" -c "SELECT pg_create_logical_replication_slot('debezium', 'pgoutput')" >/dev/null
-fi
 
 now() { date +%s.%N; }
 fill_start=$(now)
-psql -X -q -v ON_ERROR_STOP=1 "$dsn" <<SQL
-DO \$\$
-BEGIN
-  FOR t IN 0..($events / $per_txn - 1) LOOP
-    INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload)
-    SELECT gen_random_uuid(), (ARRAY['user','group','membership'])[1 + (t * $per_txn + j) % 3],
-           ((t * $per_txn + j) % 1000)::text, 'UserUpdated',
-           jsonb_build_object('seq', t * $per_txn + j, 'name', 'user-' || (t * $per_txn + j), 'email',
-                              'user' || (t * $per_txn + j) || '@example.org')
-    FROM generate_series(0, $per_txn - 1) AS j;
-    COMMIT;
-  END LOOP;
-END
-\$\$;
-SQL
+bench_fill "$events" "$per_txn"
 end_lsn=$(psql -X -At "$dsn" -c "SELECT pg_current_wal_lsn()")
 fill_s=$(echo "$(now) - $fill_start" | bc)
 wal_bytes=$(psql -X -At "$dsn" -c "SELECT pg_wal_lsn_diff('$end_lsn', confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name='outboxd'")

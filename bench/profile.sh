@@ -12,6 +12,7 @@
 # callgrind.out file there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 events=${1:-20000}
 per_txn=5
 build=${BENCH_BUILD_DIR:-$root/build-prof}
@@ -23,44 +24,10 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
 fi
 cmake --build "$build" -j 2 --target outboxd >/dev/null
 
-work=$(mktemp -d /tmp/outboxd-profile.XXXXXX)
-chmod 755 "$work"
+bench_stop() { [ -n "$outboxd_pid" ] && kill -KILL "$outboxd_pid" 2>/dev/null || true; }
 outboxd_pid=""
-cleanup() {
-  [ -n "$outboxd_pid" ] && kill -KILL "$outboxd_pid" 2>/dev/null || true
-  "$root/integration-tests/env/down.sh" "$work/services" >/dev/null 2>&1 || true
-  if [ "${BENCH_KEEP_WORK:-0}" = 1 ]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-OUTBOXD_IT_TLS=0 OUTBOXD_IT_SASL=0 "$root/integration-tests/env/up.sh" "$work/services" >/dev/null
-. "$work/services/env.sh"
-dsn="host=127.0.0.1 port=$OUTBOXD_IT_PG_PORT user=postgres dbname=bench"
-psql -X -q "$OUTBOXD_IT_PG_DSN" -c "CREATE DATABASE bench"
-psql -X -q -v ON_ERROR_STOP=1 "$dsn" <<SQL
-CREATE TABLE outbox (
-  id uuid PRIMARY KEY,
-  aggregatetype varchar(255) NOT NULL,
-  aggregateid varchar(255) NOT NULL,
-  type varchar(255) NOT NULL,
-  payload jsonb NOT NULL
-);
-CREATE PUBLICATION bench FOR TABLE outbox;
-SELECT pg_create_logical_replication_slot('outboxd', 'pgoutput');
-DO \$\$
-BEGIN
-  FOR t IN 0..($events / $per_txn - 1) LOOP
-    INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload)
-    SELECT gen_random_uuid(), (ARRAY['user','group','membership'])[1 + (t * $per_txn + j) % 3],
-           ((t * $per_txn + j) % 1000)::text, 'UserUpdated',
-           jsonb_build_object('seq', t * $per_txn + j, 'name', 'user-' || (t * $per_txn + j), 'email',
-                              'user' || (t * $per_txn + j) || '@example.org')
-    FROM generate_series(0, $per_txn - 1) AS j;
-    COMMIT;
-  END LOOP;
-END
-\$\$;
-SQL
+bench_services profile outboxd
+bench_fill "$events" "$per_txn"
 end_lsn=$(psql -X -At "$dsn" -c "SELECT pg_current_wal_lsn()")
 end_num=$(( (16#${end_lsn%/*} << 32) | 16#${end_lsn#*/} ))
 

@@ -23,6 +23,7 @@
 # BENCH_BUILD_DIR (default build-release), BENCH_NO_BUILD=1 uses BENCH_BUILD_DIR as it is; BENCH_KEEP_WORK=1 keeps the work folder.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 rates=${BENCH_RATES:-"1000 10000"}
 duration=${BENCH_DURATION:-60}
 build=${BENCH_BUILD_DIR:-$root/build-release}
@@ -36,37 +37,15 @@ relays="outboxd"
 if [ "$plot" != none ] && ! command -v gnuplot >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnuplot-nox >/dev/null
 fi
-if [ "$skip_dbz" != 1 ]; then
-  "$root/bench/debezium/fetch.sh" >/dev/null
-  dbz_java=$(. "$root/bench/debezium/lib.sh"; debezium_java)
-fi
+[ "$skip_dbz" = 1 ] || bench_debezium
 
-work=$(mktemp -d /tmp/outboxd-steady.XXXXXX)
-chmod 755 "$work"
-relay_pid=""
-bg_pids=()
-cleanup() {
+bench_stop() {
   [ -n "$relay_pid" ] && kill -KILL "$relay_pid" 2>/dev/null || true
   for p in "${bg_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  "$root/integration-tests/env/down.sh" "$work/services" >/dev/null 2>&1 || true
-  if [ "${BENCH_KEEP_WORK:-0}" = 1 ]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-
-OUTBOXD_IT_TLS=0 OUTBOXD_IT_SASL=0 "$root/integration-tests/env/up.sh" "$work/services" >/dev/null
-. "$work/services/env.sh"
-dsn="host=127.0.0.1 port=$OUTBOXD_IT_PG_PORT user=postgres dbname=bench"
-psql -X -q "$OUTBOXD_IT_PG_DSN" -c "CREATE DATABASE bench"
-psql -X -q -v ON_ERROR_STOP=1 "$dsn" <<'SQL'
-CREATE TABLE outbox (
-  id uuid PRIMARY KEY,
-  aggregatetype varchar(255) NOT NULL,
-  aggregateid varchar(255) NOT NULL,
-  type varchar(255) NOT NULL,
-  payload jsonb NOT NULL
-);
-CREATE PUBLICATION bench FOR TABLE outbox;
-SQL
+relay_pid=""
+bg_pids=()
+bench_services steady
 
 now() { date +%s.%N; }
 lz() { sed -E 's/^(-?)\./\10./'; }
