@@ -391,17 +391,17 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     const auto record = findSlotRecord(pub_comment, options.slot);
     if (PQntuples(slot->get()) == 0 && record && !options.accept_slot_loss) {
         std::string since = record->confirmed.isValid()
-                                ? fmt::format("after {} (its confirmed LSN when outboxd last connected) or later",
+                                ? fmt::format("{} or later (its confirmed LSN when outboxd last connected)",
                                               record->confirmed)
-                                : std::string("after its last confirmed LSN");
+                                : std::string("not recorded");
         return std::unexpected(Error{
             ErrorKind::SlotMissing,
             fmt::format("replication slot '{0}' does not exist, but publication '{1}' records that outboxd streamed "
-                        "from it: the slot was dropped, or lost in a database failover. Events committed {2} until "
-                        "now cannot be read any more, and a new slot would start at the current WAL position and "
-                        "skip them in silence, so outboxd does not create one. Reconcile consumers from the outbox "
-                        "table (rows committed {2}), then accept the loss once with: outboxd --accept-slot-loss "
-                        "--config <file> (or run COMMENT ON PUBLICATION {3} IS NULL)",
+                        "from it: the slot was dropped, or lost in a database failover. Events committed after its "
+                        "last confirmed LSN ({2}) cannot be read any more, and a new slot would start at the current "
+                        "WAL position and skip them in silence, so outboxd does not create one. Reconcile consumers "
+                        "from the outbox table (the rows committed since), then accept the loss once with: outboxd "
+                        "--accept-slot-loss --config <file> (or run COMMENT ON PUBLICATION {3} IS NULL)",
                         options.slot, options.publication, since, pub_ident)});
     }
     if (PQntuples(slot->get()) == 0) {
