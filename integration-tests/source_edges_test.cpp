@@ -137,6 +137,21 @@ TEST_CASE("publication_that_would_not_carry_every_insert_is_refused", "[integrat
         CHECK(*code == 1);
         CHECK_THAT(daemon.log(), Catch::Contains("column list"));
     }
+
+    // GIVEN the outbox table dropped from the publication outboxd streamed from, THEN outboxd
+    // does not add it back in silence (its rows inserted meanwhile were never sent)
+    pg.exec("ALTER PUBLICATION it_pubnarrow SET TABLE outbox");
+    pg.exec("ALTER PUBLICATION it_pubnarrow DROP TABLE outbox");
+    {
+        Daemon daemon("it_pubnarrow_e", relayConfig(db, "it_pubnarrow"));
+        daemon.start();
+        auto code = exitsSoon(daemon);
+        INFO(daemon.log());
+        REQUIRE(code.has_value());
+        CHECK(*code == 1);
+        CHECK_THAT(daemon.log(), Catch::Contains("streamed from it before") && Catch::Contains("ADD TABLE"));
+        CHECK_FALSE(pg.scalar("SELECT 1 FROM pg_publication_tables WHERE pubname = 'it_pubnarrow'"));
+    }
 }
 
 TEST_CASE("long_decode_is_not_presumed_dead", "[integration][source]") {

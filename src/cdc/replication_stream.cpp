@@ -350,6 +350,18 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                     fmt::format("publication '{}' does not include {}; run ALTER PUBLICATION {} ADD TABLE {}",
                                 options.publication, tableList(missing), pub_ident, tableList(missing))});
             }
+            // outboxd streamed from this publication before: a configured table missing now was
+            // dropped from it (ALTER PUBLICATION ... DROP TABLE), and its rows inserted since were
+            // never sent. Adding it back in silence would hide that; the operator decides.
+            if (findSlotRecord(pub_comment, options.slot)) {
+                return std::unexpected(Error{
+                    ErrorKind::PublicationMissing,
+                    fmt::format("publication '{0}' does not include {1}, although slot '{2}' streamed from it before: "
+                                "if the table was dropped from the publication, rows inserted into it since were not "
+                                "published (reconcile them from the outbox table); if it is new in the configuration, "
+                                "nothing was missed. Then run ALTER PUBLICATION {3} ADD TABLE {1} and restart outboxd",
+                                options.publication, tableList(missing), options.slot, pub_ident)});
+            }
             auto altered = impl->exec("ALTER PUBLICATION " + pub_ident + " ADD TABLE " + tableList(missing),
                                       PGRES_COMMAND_OK, ErrorKind::SourceUnsupported, "ALTER PUBLICATION");
             if (!altered) {
