@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <map>
 #include <string>
 
@@ -61,4 +64,17 @@ TEST_CASE("a combination librdkafka refuses at start is refused by the check too
     CHECK(checked->property.empty());
     CHECK_THAT(checked->message, Catch::Contains("max.in.flight"));
     CHECK_FALSE(sink::KafkaSink::create(withProperties(props)).has_value());
+}
+
+TEST_CASE("the check builds no Kerberos producer, so it runs no kinit", "[sink][rules]") {
+    const std::string marker = "/tmp/outboxd-sink-rules-kinit-" + std::to_string(::getpid());
+    std::remove(marker.c_str());
+    const std::map<std::string, std::string> props{{"security.protocol", "SASL_PLAINTEXT"},
+                                                   {"sasl.mechanisms", "GSSAPI"},
+                                                   {"sasl.kerberos.kinit.cmd", "touch " + marker}};
+    const auto checked = sink::checkProducerProperties(withProperties(props));
+    if (checked) UNSCOPED_INFO(checked->message);
+    CHECK_FALSE(checked.has_value());
+    CHECK(::access(marker.c_str(), F_OK) != 0);
+    std::remove(marker.c_str());
 }

@@ -196,6 +196,19 @@ std::optional<PropertyError> checkProducerProperties(const config::KafkaConfig& 
         rd_kafka_conf_destroy(conf);
         return problem;
     }
+    // Building a producer with Kerberos runs kinit, and with OIDC fetches a token: a check must
+    // do neither, so for those only the property-by-property checks above apply.
+    const auto is = [&](const char* name, std::string_view want) {
+        const auto it = config.properties.find(name);
+        if (it == config.properties.end()) return false;
+        std::string lower = it->second;
+        std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        return lower == want;
+    };
+    if (is("sasl.mechanisms", "gssapi") || is("sasl.mechanism", "gssapi") || is("sasl.oauthbearer.method", "oidc")) {
+        rd_kafka_conf_destroy(conf);
+        return std::nullopt;
+    }
     // No bootstrap.servers: the producer is built (librdkafka checks how the properties combine)
     // but never connects anywhere.
     rd_kafka_conf_set_log_cb(conf, &discardLog);
