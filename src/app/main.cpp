@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "metrics/http_server.h"
 #include "metrics/metrics.h"
+#include "sink/kafka_sink.h"
 
 namespace {
 
@@ -95,8 +96,20 @@ int main(int argc, char** argv) {
         }
         return 2;
     }
+    // The checks the runtime makes when it connects, made here too so that --check-config refuses
+    // exactly what the start would refuse.
+    bool refused = false;
     if (auto invalid = outboxd::cdc::validateDsn(loaded->postgres.dsn)) {
-        fmt::print(stderr, "{}: {}\n", config_path, *invalid);
+        fmt::print(stderr, "{}\n", loaded->errorAt("source.postgres.dsn", *invalid).toString());
+        refused = true;
+    }
+    if (auto invalid = outboxd::sink::checkProducerProperties(loaded->kafka)) {
+        const std::string path = invalid->property.empty() ? std::string("sink.kafka.properties")
+                                                           : "sink.kafka.properties." + invalid->property;
+        fmt::print(stderr, "{}\n", loaded->errorAt(path, invalid->message).toString());
+        refused = true;
+    }
+    if (refused) {
         return 2;
     }
     if (check_only) {

@@ -1,5 +1,7 @@
 #include "cdc/replication_stream.h"
 
+#include "cdc/dsn_check.h"
+
 #include <algorithm>
 #include <cstring>
 #include <regex>
@@ -592,17 +594,6 @@ void ReplicationStream::close() {
     impl_->conn = nullptr;
 }
 
-std::optional<std::string> validateDsn(const std::string& dsn) {
-    char* err = nullptr;
-    PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &err);
-    if (parsed == nullptr) {
-        // libpq's message quotes the offending part, which may be the password: never show it.
-        if (err != nullptr) PQfreemem(err);
-        return std::string("source.postgres.dsn is not a valid libpq connection string (key=value pairs or a "
-                           "postgresql:// URI); check quoting of values with spaces and percent-encoding in URIs");
-    }
-    PQconninfoFree(parsed);
-    return std::nullopt;
-}
+std::optional<std::string> validateDsn(const std::string& dsn) { return checkDsn(dsn); }
 
 }  // namespace outboxd::cdc
