@@ -41,7 +41,7 @@ gm() { "$build/playball-group-management" "$@"; }
 gm_db=$(pb_dsn group_management)
 
 step "group management starts consuming outbox.event.user (consumer group group-management)"
-gm consume --db "$gm_db" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --verbose >"$demo/gm.out" 2>"$demo/gm.log" &
+"$build/playball-group-management" consume --db "$gm_db" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --verbose >"$demo/gm.out" 2>"$demo/gm.log" &
 gm_pid=$!
 
 step "the seed's failure: ana registers, but outboxd is not running yet, so group management does not know her"
