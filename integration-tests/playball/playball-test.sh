@@ -132,6 +132,22 @@ playball_consumer_and_relay_sigkilled_repeatedly_converge)
   read -r rows dups rejected <<<"$(inbox_stat | tr '|' ' ')"
   pass "consumer SIGKILLed $kills times mid-stream: view equals the auth users, $rows events, $dups re-deliveries skipped as duplicates"
 
+  # The crash the inbox is for, made certain: the consumer ends right after a database commit,
+  # before that batch's offsets are committed; started again, it gets the batch again.
+  stop "$consumer_pid" || fail "consumer did not stop with exit 0"
+  pb_random_history "$auth" 100 200
+  code=0
+  PLAYBALL_GM_TEST_EXIT_AFTER_DB_COMMIT=1 "$PLAYBALL_GM_BIN" consume --db "$(pb_dsn "$gm")" \
+    --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --group "$group" --instance "$group-1" --max-batch 20 \
+    >>"$work/consumer.out" 2>>"$work/consumer.log" || code=$?
+  [ "$code" = 3 ] || fail "the consumer with the exit-after-commit hook exited $code, expected 3"
+  start_consumer --max-batch 20
+  pb_wait_converged "$auth" "$gm" 120 || fail "view did not converge after the exit between the two commits"
+  read -r rows dups2 rejected <<<"$(inbox_stat | tr '|' ' ')"
+  [ "$dups2" -gt "$dups" ] || fail "the batch applied before the exit was not delivered again (duplicates $dups -> $dups2)"
+  pass "consumer ended between its database commit and its offset commit: $((dups2 - dups)) events delivered again, skipped as duplicates; view equals the auth users"
+  dups=$dups2
+
   events_before=$(pb_query "$auth" "SELECT count(*) FROM outbox")
   pb_random_history "$auth" 1500 200 0.004 &
   history_pid=$!

@@ -219,6 +219,11 @@ int consume(const Options& o) {
     rd_kafka_topic_partition_list_destroy(topics);
     fmt::print(stderr, "playball-group-management: consuming {} as group {}\n", o.topic, o.group);
 
+    // Test hook: PLAYBALL_GM_TEST_EXIT_AFTER_DB_COMMIT=N ends the process (exit code 3) right after
+    // the Nth batch's database commit, before its offsets are committed: the crash the inbox is for.
+    const char* exit_after = std::getenv("PLAYBALL_GM_TEST_EXIT_AFTER_DB_COMMIT");
+    long exit_after_batches = exit_after ? std::atol(exit_after) : 0;
+    long batches = 0;
     std::map<std::string, long> outcomes;
     std::vector<rd_kafka_message_t*> batch;
     outboxd::v1::Event event;
@@ -295,6 +300,11 @@ int consume(const Options& o) {
                                             type == "UserDeleted" ? std::string() : payload, outcome));
         }
         db.run("COMMIT", "COMMIT");
+        if (++batches == exit_after_batches) {
+            fmt::print(stderr, "playball-group-management: test hook: exiting after the database commit of batch {}, "
+                               "before its offsets are committed\n", batches);
+            std::_Exit(3);
+        }
         for (const auto& l : lines) fmt::print("{}\n", l);
         std::fflush(stdout);
 
