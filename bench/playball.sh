@@ -72,7 +72,7 @@ step() {  # step NAME [--rate R]
   local name=$1 before stats
   shift
   before=$(load)
-  pgbench -n -q -f "$work/register.sql" -c "$clients" -j 2 -T "$duration" "$@" "$(pb_dsn auth)" >"$work/pgbench.log" 2>&1 \
+  pgbench -n -f "$work/register.sql" -c "$clients" -j 2 -T "$duration" "$@" "$(pb_dsn auth)" >"$work/pgbench.log" 2>&1 \
     || { cat "$work/pgbench.log" >&2; return 1; }
   wait_visible
   stats=$(pb_query gm "

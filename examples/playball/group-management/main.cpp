@@ -10,7 +10,7 @@
 // a consumer group, and applies them to group management's view of users. Per poll it takes the
 // records already fetched (up to --max-batch), and in ONE database transaction calls
 // receive_event() for each: the inbox row keyed by the event id and the change to the view go in
-// together (schema.sql). Only after that transaction has committed does it commit the records'
+// together (schema.sql). The batch goes to PostgreSQL as one libpq pipeline (one round trip). Only after that transaction has committed does it commit the records'
 // offsets to Kafka (synchronously). A crash between the two re-delivers the records; the inbox
 // recognises them and counts them as duplicates. Any database error stops the process with exit
 // code 1 before the offsets are committed: started again, it resumes from the last committed
@@ -116,12 +116,21 @@ public:
     Db& operator=(const Db&) = delete;
     PGconn* get() { return conn_; }
 
-    // Runs a statement that must succeed; on failure prints what and exits 1.
-    void run(const char* sql, const char* what) {
-        PGresult* r = PQexec(conn_, sql);
-        ExecStatusType st = PQresultStatus(r);
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(what, r);
-        PQclear(r);
+    // Pipeline mode: queues a statement without parameters.
+    void send(const char* sql) {
+        if (!PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0)) fail(sql, nullptr);
+    }
+
+    // Pipeline mode: the next statement's result, which must have status `expect` (and the NULL
+    // that ends it). The caller clears the result.
+    PGresult* result(const char* what, ExecStatusType expect) {
+        PGresult* r = PQgetResult(conn_);
+        if (PQresultStatus(r) != expect) fail(what, r);
+        if (PGresult* end = PQgetResult(conn_)) {
+            PQclear(end);
+            fail(what, nullptr);
+        }
+        return r;
     }
 
     [[noreturn]] void fail(const char* what, PGresult* r) {
@@ -180,6 +189,7 @@ int consume(const Options& o) {
                                10, nullptr);
     if (PQresultStatus(prep) != PGRES_COMMAND_OK) db.fail("preparing receive_event", prep);
     PQclear(prep);
+    if (!PQenterPipelineMode(db.get())) db.fail("entering libpq pipeline mode", nullptr);
 
     char err[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -226,6 +236,7 @@ int consume(const Options& o) {
     long batches = 0;
     std::map<std::string, long> outcomes;
     std::vector<rd_kafka_message_t*> batch;
+    std::vector<std::string> lines;
     outboxd::v1::Event event;
     bool warned_missing_topic = false;
     while (!stop_requested) {
@@ -252,8 +263,10 @@ int consume(const Options& o) {
         }
         if (batch.empty()) continue;
 
-        db.run("BEGIN", "BEGIN");
-        std::vector<std::string> lines;
+        // The batch in one transaction, sent as one libpq pipeline (BEGIN, one receive_event per
+        // record, COMMIT, sync): one round trip for the batch instead of one per event.
+        db.send("BEGIN");
+        std::vector<std::string> ids;
         for (rd_kafka_message_t* msg : batch) {
             std::string topic = rd_kafka_topic_name(msg->rkt);
             std::string partition = std::to_string(msg->partition);
@@ -265,7 +278,6 @@ int consume(const Options& o) {
                 id = fmt::format("undecodable:{}/{}/{}", topic, partition, offset);
                 type = "?";
                 if (msg->key) aggregate_id.assign(static_cast<const char*>(msg->key), msg->key_len);
-                payload = "";
                 values[4] = values[5] = values[6] = nullptr;
             } else {
                 id = event.id();
@@ -286,27 +298,41 @@ int consume(const Options& o) {
             values[7] = topic.c_str();
             values[8] = partition.c_str();
             values[9] = offset.c_str();
-            PGresult* r = PQexecPrepared(db.get(), "receive", 10, values, nullptr, nullptr, 0);
-            if (PQresultStatus(r) != PGRES_TUPLES_OK) db.fail("receive_event", r);
+            if (!PQsendQueryPrepared(db.get(), "receive", 10, values, nullptr, nullptr, 0))
+                db.fail("sending receive_event", nullptr);
+            ids.push_back(id);
+            if (o.verbose)
+                lines.push_back(fmt::format("{:<15} user {}  {}  -> ", type, aggregate_id,
+                                            type == "UserDeleted" ? std::string() : payload));
+        }
+        db.send("COMMIT");
+        if (!PQpipelineSync(db.get())) db.fail("sending the batch", nullptr);
+        PQclear(db.result("BEGIN", PGRES_COMMAND_OK));
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            PGresult* r = db.result("receive_event", PGRES_TUPLES_OK);
             std::string outcome = PQgetvalue(r, 0, 0);
             PQclear(r);
-            if (id.starts_with("undecodable:")) outcome = "rejected: not an outboxd.v1.Event";
+            if (ids[i].starts_with("undecodable:")) outcome = "rejected: not an outboxd.v1.Event";
             ++outcomes[outcome];
-            if (outcome.starts_with("rejected"))
-                fmt::print(stderr, "playball-group-management: event {} ({} [{}] offset {}) {}\n", id, topic,
-                           partition, offset, outcome);
-            if (o.verbose)
-                lines.push_back(fmt::format("{:<15} user {}  {}  -> {}", type, aggregate_id,
-                                            type == "UserDeleted" ? std::string() : payload, outcome));
+            if (outcome.starts_with("rejected")) {
+                rd_kafka_message_t* msg = batch[i];
+                fmt::print(stderr, "playball-group-management: event {} ({} [{}] offset {}) {}\n", ids[i],
+                           rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset, outcome);
+            }
+            if (o.verbose) lines[i] += outcome;
         }
-        db.run("COMMIT", "COMMIT");
+        PQclear(db.result("COMMIT", PGRES_COMMAND_OK));
+        PGresult* sync = PQgetResult(db.get());
+        if (PQresultStatus(sync) != PGRES_PIPELINE_SYNC) db.fail("the batch's sync", sync);
+        PQclear(sync);
+        for (const auto& l : lines) fmt::print("{}\n", l);
+        lines.clear();
+        std::fflush(stdout);
         if (++batches == exit_after_batches) {
             fmt::print(stderr, "playball-group-management: test hook: exiting after the database commit of batch {}, "
                                "before its offsets are committed\n", batches);
             std::_Exit(3);
         }
-        for (const auto& l : lines) fmt::print("{}\n", l);
-        std::fflush(stdout);
 
         rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(static_cast<int>(batch.size()));
         for (rd_kafka_message_t* msg : batch) {
