@@ -9,7 +9,8 @@
 #   - steady rates (BENCH_RATES, default "100 1000" registrations/s, BENCH_DURATION seconds each,
 #     default 20): pgbench --rate calls register_user() (one transaction each, 4 clients), then
 #     the script waits until every user is visible and reports the p50/p99/max latency of the users
-#     of that step;
+#     of that step, and the p99 to the moment receive_event() began applying the event
+#     (inbox.received_at), which splits the path into relay+Kafka+consumer and the last commit;
 #   - sustained: pgbench unthrottled for BENCH_DURATION seconds; registrations/s = users visible
 #     in the view / (last visible commit - first auth commit), beside the auth-side rate alone;
 #   - the load average before and after each step (the machine may be shared).
@@ -66,8 +67,8 @@ pb_query auth "SELECT register_user('warm-up', 'warm-up@example.org', 'Warm up')
 wait_visible
 mark=$(pb_query gm "SELECT max(applied_at) FROM users")
 
-echo "| step | registrations | auth rate (/s) | path rate (/s) | p50 (ms) | p99 (ms) | max (ms) | load before | load after |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| step | registrations | auth rate (/s) | path rate (/s) | p50 (ms) | p99 (ms) | max (ms) | p99 to receive_event (ms) | load before | load after |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 step() {  # step NAME [--rate R]
   local name=$1 before stats
   shift
@@ -76,13 +77,16 @@ step() {  # step NAME [--rate R]
     || { cat "$work/pgbench.log" >&2; return 1; }
   wait_visible
   stats=$(pb_query gm "
-    WITH s AS (SELECT committed_at, pg_xact_commit_timestamp(xmin) AS visible FROM users WHERE applied_at > '$mark')
+    WITH s AS (SELECT u.committed_at, pg_xact_commit_timestamp(u.xmin) AS visible, i.received_at
+               FROM users u JOIN inbox i ON i.aggregate_id = u.id::text AND i.type = 'UserRegistered'
+               WHERE u.applied_at > '$mark')
     SELECT count(*),
            round(count(*) / extract(epoch FROM max(committed_at) - min(committed_at))::numeric, 0),
            round(count(*) / extract(epoch FROM max(visible) - min(committed_at))::numeric, 0),
            round((1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY visible - committed_at)))::numeric, 1),
            round((1000 * extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY visible - committed_at)))::numeric, 1),
-           round((1000 * extract(epoch FROM max(visible - committed_at)))::numeric, 1)
+           round((1000 * extract(epoch FROM max(visible - committed_at)))::numeric, 1),
+           round((1000 * extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY received_at - committed_at)))::numeric, 1)
     FROM s")
   echo "| $name | $(echo "$stats" | sed 's/|/ | /g') | $before | $(load) |"
   mark=$(pb_query gm "SELECT max(applied_at) FROM users")
