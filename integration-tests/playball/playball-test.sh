@@ -117,11 +117,19 @@ playball_random_history_converges_and_a_replay_changes_nothing)
 playball_consumer_and_relay_sigkilled_repeatedly_converge)
   start_relay
   start_consumer --max-batch 20
-  pb_random_history "$auth" 1500 200 0.004 &
+  pb_random_history "$auth" 1500 200 0.006 &
   history_pid=$!
   kills=0
   while kill -0 "$history_pid" 2>/dev/null && [ "$kills" -lt 6 ]; do
-    sleep 1.2
+    # Mid-stream: only once this consumer has applied something (not while it joins the group).
+    seen=$(pb_query "$gm" "SELECT count(*) FROM inbox")
+    for _ in $(seq 1 100); do
+      [ "$(pb_query "$gm" "SELECT count(*) FROM inbox")" -gt "$seen" ] && break
+      kill -0 "$history_pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    sleep "0.$((RANDOM % 8 + 2))"
+    kill -0 "$history_pid" 2>/dev/null || break
     kill9 "$consumer_pid"; kills=$((kills + 1))
     start_consumer --max-batch 20
   done
