@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (arg == "--version") {
-            fmt::print("outboxd {}\n", OUTBOXD_VERSION);
+            fmt::print("outboxd {} (librdkafka {})\n", OUTBOXD_VERSION, outboxd::sink::kafkaClientVersion());
             return 0;
         }
         if (arg == "--check-config") {
@@ -134,8 +134,9 @@ int main(int argc, char** argv) {
             return 1;
         }
     }
-    spdlog::info("outboxd {} starting: slot {}, publication {}, tables {}, brokers {}", OUTBOXD_VERSION,
-                 config.postgres.slot, config.postgres.publication, config.outbox.tables.size(), config.kafka.brokers);
+    spdlog::info("outboxd {} (librdkafka {}) starting: slot {}, publication {}, tables {}, brokers {}",
+                 OUTBOXD_VERSION, outboxd::sink::kafkaClientVersion(), config.postgres.slot,
+                 config.postgres.publication, config.outbox.tables.size(), config.kafka.brokers);
     outboxd::cdc::SlotMonitor monitor(
         {config.postgres.dsn, config.postgres.slot, config.postgres.slot_check_interval,
          config.postgres.heartbeat_interval},

@@ -18,6 +18,8 @@
 
 namespace outboxd::sink {
 
+std::string kafkaClientVersion() { return rd_kafka_version_str(); }
+
 std::vector<std::pair<std::string, std::string>> defaultProducerProperties() {
     return {
         {"enable.idempotence", "true"},

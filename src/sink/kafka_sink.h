@@ -54,6 +54,10 @@ private:
 // The librdkafka properties outboxd sets before the user's (documented in docs/configuration.md).
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> defaultProducerProperties();
 
+// The version of the librdkafka the process runs with (rd_kafka_version_str(): the loaded
+// library's, which may differ from the headers' when the wrong one is on the loader's path).
+[[nodiscard]] std::string kafkaClientVersion();
+
 // True when a librdkafka property's value must never be logged.
 [[nodiscard]] bool isSecretProperty(std::string_view name);
 
