@@ -9,9 +9,9 @@ set -euo pipefail
 mode=${1:---test}
 
 build_pkgs=(g++ cmake ninja-build pkg-config libpq-dev librdkafka-dev libyaml-cpp-dev libprotobuf-dev
-            protobuf-compiler libfmt-dev libspdlog-dev prometheus-cpp-dev libcpp-httplib-dev catch2)
+            protobuf-compiler libfmt-dev libspdlog-dev prometheus-cpp-dev libcpp-httplib-dev libmicrohttpd-dev catch2)
 runtime_pkgs=(libpq5 librdkafka1 libyaml-cpp0.7 libprotobuf32 libfmt9 libspdlog1.10 libprometheus-cpp-core1.0
-              libcpp-httplib0.11 ca-certificates curl)
+              libmicrohttpd12 ca-certificates curl)
 test_pkgs=(postgresql postgresql-contrib maven default-jdk-headless curl procps bc openssl clang-19 libclang-rt-19-dev)
 
 case "$mode" in

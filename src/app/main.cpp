@@ -7,25 +7,43 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <string>
 #include <string_view>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
+#include <google/protobuf/stubs/common.h>
 #include <spdlog/spdlog.h>
 
 #include "app/logging.h"
 #include "app/relay.h"
+#include "app/signal_watch.h"
 #include "cdc/replication_stream.h"
 #include "cdc/slot_monitor.h"
 #include "config/config.h"
 #include "metrics/http_server.h"
 #include "metrics/metrics.h"
+#include "sink/kafka_sink.h"
 
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_hangups{0};
 
 void onSignal(int) { g_stop.store(true); }
+void onHangup(int) { g_hangups.fetch_add(1); }
+
+// Time allowed, after the stop request, beyond the configured drain before the process ends
+// itself: closing the replication connection, stopping the monitor and the HTTP endpoint.
+constexpr std::chrono::milliseconds kExitGrace{15000};
+
+std::map<std::string, std::string> libraryVersions() {
+    return {{"librdkafka", outboxd::sink::librdkafkaVersion()},
+            {"libpq", outboxd::cdc::libpqVersion()},
+            {"protobuf", google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION)}};
+}
 
 constexpr std::string_view kUsage = R"(usage: outboxd [--config FILE] [--check-config]
        outboxd --version | --help
@@ -59,7 +77,8 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (arg == "--version") {
-            fmt::print("outboxd {}\n", OUTBOXD_VERSION);
+            fmt::print("outboxd {} (commit {})\n", OUTBOXD_VERSION, OUTBOXD_COMMIT);
+            for (const auto& [name, version] : libraryVersions()) fmt::print("{} {}\n", name, version);
             return 0;
         }
         if (arg == "--check-config") {
@@ -98,15 +117,23 @@ int main(int argc, char** argv) {
     }
     const outboxd::config::Config& config = *loaded;
     outboxd::app::setupLogging(config.log);
+    outboxd::app::setProcessLogField("slot", config.postgres.slot);
 
     struct sigaction sa {};
     sa.sa_handler = onSignal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
+    struct sigaction hup {};
+    hup.sa_handler = onHangup;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
+    outboxd::app::SignalWatch signal_watch(g_stop, g_hangups, config.kafka.shutdown_timeout + kExitGrace,
+                                           [] { ::_exit(1); });
 
     outboxd::metrics::Metrics metrics;
+    metrics.setLibraryVersions(libraryVersions());
     outboxd::metrics::HttpServer http(metrics);
     if (!config.metrics.listen.empty()) {
         if (auto started = http.start(config.metrics.listen); !started) {
@@ -114,8 +141,8 @@ int main(int argc, char** argv) {
             return 1;
         }
     }
-    spdlog::info("outboxd {} starting: slot {}, publication {}, tables {}, brokers {}", OUTBOXD_VERSION,
-                 config.postgres.slot, config.postgres.publication, config.outbox.tables.size(), config.kafka.brokers);
+    spdlog::info("outboxd {} (commit {}) starting: slot {}, publication {}, tables {}, brokers {}", OUTBOXD_VERSION,
+                 OUTBOXD_COMMIT, config.postgres.slot, config.postgres.publication, config.outbox.tables.size(), config.kafka.brokers);
     outboxd::cdc::SlotMonitor monitor(
         {config.postgres.dsn, config.postgres.slot, config.postgres.slot_check_interval,
          config.postgres.heartbeat_interval},

@@ -459,4 +459,9 @@ std::optional<std::string> validateDsn(const std::string& dsn) {
     return std::nullopt;
 }
 
+std::string libpqVersion() {
+    const int v = PQlibVersion();
+    return fmt::format("{}.{}", v / 10000, v % 10000);
+}
+
 }  // namespace outboxd::cdc
