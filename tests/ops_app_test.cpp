@@ -72,11 +72,12 @@ TEST_CASE("multi-line messages are logged on one line", "[app]") {
 TEST_CASE("JSON log lines carry structured fields", "[app]") {
     app::setProcessLogField("slot", "outboxd_slot");
     auto json = captureStderr(config::LogFormat::Json, [] {
-        app::LogFields fields{{"error_kind", "slot_in_use"}, {"lsn", "0/16B3748"}};
+        app::LogFields fields{{"error_kind", "slot_in_use"}, {"lsn", "0/16B3748"}, {"table", ""}};
         spdlog::info("with fields");
     });
     CHECK(json.find(R"("msg":"with fields","slot":"outboxd_slot","error_kind":"slot_in_use","lsn":"0/16B3748"})") !=
           std::string::npos);
+    CHECK(json.find("\"table\"") == std::string::npos);
     auto after = captureStderr(config::LogFormat::Json, [] { spdlog::info("no fields"); });
     CHECK(after.find("error_kind") == std::string::npos);
     CHECK(after.find(R"("slot":"outboxd_slot")") != std::string::npos);

@@ -78,6 +78,7 @@ public:
     void format(const spdlog::details::log_msg&, const std::tm&, spdlog::memory_buf_t& dest) override {
         auto append = [&](const Fields& fields) {
             for (const auto& [name, value] : fields) {
+                if (value.empty()) continue;
                 std::string member = ",\"" + jsonEscape(name) + "\":\"" + jsonEscape(value) + "\"";
                 dest.append(member.data(), member.data() + member.size());
             }

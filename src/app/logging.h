@@ -18,7 +18,7 @@ void setupLogging(const config::LogConfig& log);
 
 // Structured fields of JSON log lines: each record carries the process-wide fields (e.g. slot),
 // then those of the LogFields in scope on the logging thread, as "name":"value" members beside
-// "msg". Text lines carry the message only.
+// "msg" (empty values are left out). Text lines carry the message only.
 void setProcessLogField(std::string name, std::string value);
 
 class LogFields {

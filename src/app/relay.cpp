@@ -277,7 +277,10 @@ int Relay::run() {
         }
         metrics_.error(stageOf(error.kind), toString(error.kind));
         LogFields fields{{"error_kind", std::string(toString(error.kind))},
-                         {"lsn", last_confirmed.isValid() ? fmt::format("{}", last_confirmed) : std::string()}};
+                         {"lsn", !error.lsn.empty()          ? error.lsn
+                                 : last_confirmed.isValid() ? fmt::format("{}", last_confirmed)
+                                                            : std::string()},
+                         {"table", error.table}};
         if (!isRetriable(error.kind)) {
             spdlog::error("{} ({}); exiting", error.message, toString(error.kind));
             return 1;
