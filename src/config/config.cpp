@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include "config/schema.h"
+
 #include <fmt/format.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -14,6 +16,9 @@
 #include <cstring>
 #include <exception>
 #include <span>
+#include <deque>
+#include <set>
+#include <stdexcept>
 #include <sstream>
 #include <tuple>
 #include <utility>
@@ -22,53 +27,31 @@ namespace outboxd::config {
 
 namespace {
 
-constexpr std::string_view kDefaultTopic = "outbox.event.{aggregatetype}";
-constexpr std::string_view kDefaultKey = "{aggregateid}";
 constexpr std::size_t kMaxIdentifierBytes = 63;  // NAMEDATALEN - 1
 constexpr std::size_t kMaxTopicBytes = 249;
 
-constexpr std::array<std::string_view, 5> kRootKeys{"source", "routing", "sink", "metrics", "log"};
-constexpr std::array<std::string_view, 2> kSourceKeys{"postgres", "outbox"};
-constexpr std::array<std::string_view, 8> kPostgresKeys{
-    "dsn",      "slot", "publication", "create_slot", "create_publication", "status_interval_ms",
-    "heartbeat_interval_ms", "slot_check_interval_ms"};
-constexpr std::array<std::string_view, 2> kOutboxKeys{"tables", "columns"};
-constexpr std::array<std::string_view, 6> kColumnKeys{"id",   "aggregate_type", "aggregate_id",
-                                                      "type", "payload",        "timestamp"};
-constexpr std::array<std::string_view, 2> kRoutingKeys{"topic", "key"};
-constexpr std::array<std::string_view, 1> kSinkKeys{"kafka"};
-constexpr std::array<std::string_view, 3> kKafkaKeys{"brokers", "properties",
-                                                     "shutdown_timeout_ms"};
-constexpr std::array<std::string_view, 1> kMetricsKeys{"listen"};
-constexpr std::array<std::string_view, 2> kLogKeys{"level", "format"};
+// The names allowed directly under `parent` ("" for the top level), in the table's order.
+std::vector<std::string_view> childrenOf(std::string_view parent) {
+    std::vector<std::string_view> out;
+    for (const auto& key : schema::keys()) {
+        if (schema::parentPath(key.path) == parent) {
+            out.push_back(schema::leafName(key.path));
+        }
+    }
+    return out;
+}
 
-// Every leaf key, so that a key written at the wrong level can be pointed to its place.
-constexpr std::array<std::string_view, 24> kAllLeafPaths{
-    "source.postgres.dsn",
-    "source.postgres.slot",
-    "source.postgres.publication",
-    "source.postgres.create_slot",
-    "source.postgres.create_publication",
-    "source.postgres.status_interval_ms",
-    "source.postgres.heartbeat_interval_ms",
-    "source.postgres.slot_check_interval_ms",
-    "source.outbox.tables",
-    "source.outbox.columns",
-    "source.outbox.columns.id",
-    "source.outbox.columns.aggregate_type",
-    "source.outbox.columns.aggregate_id",
-    "source.outbox.columns.type",
-    "source.outbox.columns.payload",
-    "source.outbox.columns.timestamp",
-    "routing.topic",
-    "routing.key",
-    "sink.kafka.brokers",
-    "sink.kafka.properties",
-    "sink.kafka.shutdown_timeout_ms",
-    "metrics.listen",
-    "log.level",
-    "log.format",
-};
+// The table's row for a key the reading code asks for; a path missing from the table is a bug
+// in outboxd, not in the file.
+const schema::Key& schemaKey(std::string_view path) {
+    const schema::Key* key = schema::find(path);
+    if (key == nullptr) {
+        throw std::logic_error(fmt::format("configuration key '{}' is read but not declared in "
+                                           "src/config/schema.cpp",
+                                           path));
+    }
+    return *key;
+}
 
 std::string toLower(std::string_view s) {
     std::string out(s);
@@ -158,11 +141,6 @@ std::string joinPath(std::string_view parent, std::string_view name) {
         return std::string(name);
     }
     return fmt::format("{}.{}", parent, name);
-}
-
-std::string_view leafName(std::string_view path) {
-    const auto dot = path.rfind('.');
-    return dot == std::string_view::npos ? path : path.substr(dot + 1);
 }
 
 struct Pos {
@@ -288,7 +266,8 @@ public:
 
     [[nodiscard]] bool ok() const { return errors_.empty(); }
 
-    Section root(const YAML::Node& node, std::span<const std::string_view> allowed) {
+    Section root(const YAML::Node& node) {
+        const std::vector<std::string_view> allowed = childrenOf("");
         Section section;
         const Pos pos = toPos(node.Mark());
         section.anchor = pos.line == 0 ? Pos{1, 1} : pos;
@@ -303,10 +282,11 @@ public:
         return section;
     }
 
-    Section child(const Section& parent, std::string_view name,
-                  std::span<const std::string_view> allowed) {
+    Section child(const Section& parent, std::string_view name) {
         Section section;
         section.path = joinPath(parent.path, name);
+        use(section.path);
+        const std::vector<std::string_view> allowed = childrenOf(section.path);
         section.anchor = parent.anchor;
         section.broken = parent.broken;
         const Field* field = parent.find(name);
@@ -332,6 +312,7 @@ public:
     Section freeMap(const Section& parent, std::string_view name) {
         Section section;
         section.path = joinPath(parent.path, name);
+        use(section.path);
         section.anchor = parent.anchor;
         const Field* field = parent.find(name);
         if (field == nullptr || field->value.IsNull()) {
@@ -350,6 +331,7 @@ public:
     }
 
     void missing(const Section& section, std::string_view name, std::string_view hint) {
+        use(joinPath(section.path, name));
         if (section.broken) {
             return;
         }
@@ -367,8 +349,42 @@ public:
         return std::move(*expanded);
     }
 
-    std::optional<std::string> string(const Section& section, std::string_view name) {
+    // The key as written in the file, or else its default from the table (positioned at the
+    // section), or nullptr for an absent key without a default. Marks the key as read.
+    const Field* lookup(const Section& section, std::string_view name) {
+        const std::string path = joinPath(section.path, name);
+        const schema::Key& key = use(path);
+        if (const Field* field = section.find(name)) {
+            return field;
+        }
+        if (key.default_yaml.empty()) {
+            return nullptr;
+        }
+        defaults_.push_back(Field{YAML::Node(std::string(name)),
+                                  YAML::Load(std::string(key.default_yaml)), section.anchor});
+        return &defaults_.back();
+    }
+
+    // Where a problem with the key's value is reported.
+    Pos valuePos(const Section& section, std::string_view name) const {
         const Field* field = section.find(name);
+        return field == nullptr ? section.anchor : field->valuePos();
+    }
+
+    // Every key of the table that is not a section but was never asked for: a key declared in
+    // the table must be read, or it would be accepted and ignored.
+    void checkEveryKeyRead() {
+        for (const auto& key : schema::keys()) {
+            if (key.type != schema::Type::Section && !used_.contains(key.path)) {
+                throw std::logic_error(fmt::format(
+                    "configuration key '{}' is declared in src/config/schema.cpp but never read",
+                    key.path));
+            }
+        }
+    }
+
+    std::optional<std::string> string(const Section& section, std::string_view name) {
+        const Field* field = lookup(section, name);
         if (field == nullptr) {
             return std::nullopt;
         }
@@ -383,7 +399,7 @@ public:
     }
 
     std::optional<bool> boolean(const Section& section, std::string_view name) {
-        const Field* field = section.find(name);
+        const Field* field = lookup(section, name);
         if (field == nullptr) {
             return std::nullopt;
         }
@@ -404,13 +420,15 @@ public:
         return std::nullopt;
     }
 
-    std::optional<std::int64_t> integer(const Section& section, std::string_view name,
-                                        std::int64_t min, std::int64_t max) {
-        const Field* field = section.find(name);
+    std::optional<std::int64_t> integer(const Section& section, std::string_view name) {
+        const Field* field = lookup(section, name);
         if (field == nullptr) {
             return std::nullopt;
         }
         const std::string path = joinPath(section.path, name);
+        const schema::Key& key = schemaKey(path);
+        const std::int64_t min = key.min;
+        const std::int64_t max = key.max;
         auto text = scalarForConversion(*field, path, "an integer");
         if (!text) {
             return std::nullopt;
@@ -430,6 +448,12 @@ public:
     }
 
 private:
+    const schema::Key& use(std::string_view path) {
+        const schema::Key& key = schemaKey(path);
+        used_.insert(key.path);
+        return key;
+    }
+
     void collect(const YAML::Node& map, Section& section,
                  std::span<const std::string_view> allowed) {
         for (auto it = map.begin(); it != map.end(); ++it) {
@@ -467,9 +491,9 @@ private:
         if (const auto suggestion = closest(name, allowed)) {
             message += fmt::format("; did you mean '{}'?", *suggestion);
         } else {
-            for (const auto leaf : kAllLeafPaths) {
-                if (leafName(leaf) == name) {
-                    message += fmt::format("; '{}' belongs at '{}'", name, leaf);
+            for (const auto& key : schema::keys()) {
+                if (schema::leafName(key.path) == name) {
+                    message += fmt::format("; '{}' belongs at '{}'", name, key.path);
                     break;
                 }
             }
@@ -509,16 +533,18 @@ private:
     std::string file_;
     const EnvLookup& env_;
     std::vector<ConfigError> errors_;
+    std::deque<Field> defaults_;  // fields made from the table's defaults; stable addresses
+    std::set<std::string_view> used_;
 };
 
 void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
-    const Section pg = r.child(source, "postgres", kPostgresKeys);
+    const Section pg = r.child(source, "postgres");
     if (pg.find("dsn") == nullptr) {
         r.missing(pg, "dsn",
                   "give the libpq connection string, e.g. dsn: \"host=db dbname=app user=outboxd\"");
     } else if (auto dsn = r.string(pg, "dsn")) {
         if (trim(*dsn).empty()) {
-            r.error(pg.find("dsn")->valuePos(),
+            r.error(r.valuePos(pg, "dsn"),
                     "source.postgres.dsn: must not be empty; give a libpq connection string or URI");
         } else {
             out.dsn = std::move(*dsn);
@@ -530,7 +556,7 @@ void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
                                return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
                            });
         if (!valid) {
-            r.error(pg.find("slot")->valuePos(),
+            r.error(r.valuePos(pg, "slot"),
                     fmt::format("source.postgres.slot: '{}' is not a valid replication slot name; "
                                 "use lower-case letters, digits and underscores (at most {} bytes)",
                                 *slot, kMaxIdentifierBytes));
@@ -540,7 +566,7 @@ void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
     }
     if (auto publication = r.string(pg, "publication")) {
         if (publication->empty() || publication->size() > kMaxIdentifierBytes) {
-            r.error(pg.find("publication")->valuePos(),
+            r.error(r.valuePos(pg, "publication"),
                     fmt::format("source.postgres.publication: must be a name of 1 to {} bytes",
                                 kMaxIdentifierBytes));
         } else {
@@ -553,19 +579,19 @@ void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
     if (auto v = r.boolean(pg, "create_publication")) {
         out.create_publication = *v;
     }
-    if (auto v = r.integer(pg, "status_interval_ms", 100, 60000)) {
+    if (auto v = r.integer(pg, "status_interval_ms")) {
         out.status_interval = std::chrono::milliseconds{*v};
     }
-    if (auto v = r.integer(pg, "heartbeat_interval_ms", 0, 3600000)) {
+    if (auto v = r.integer(pg, "heartbeat_interval_ms")) {
         out.heartbeat_interval = std::chrono::milliseconds{*v};
     }
-    if (auto v = r.integer(pg, "slot_check_interval_ms", 0, 3600000)) {
+    if (auto v = r.integer(pg, "slot_check_interval_ms")) {
         out.slot_check_interval = std::chrono::milliseconds{*v};
     }
 }
 
 void readTables(Reader& r, const Section& outbox, std::vector<TableName>& out) {
-    const Field* field = outbox.find("tables");
+    const Field* field = r.lookup(outbox, "tables");
     if (field == nullptr) {
         return;
     }
@@ -634,14 +660,14 @@ void readTables(Reader& r, const Section& outbox, std::vector<TableName>& out) {
 }
 
 void readColumns(Reader& r, const Section& outbox, OutboxColumns& out) {
-    const Section columns = r.child(outbox, "columns", kColumnKeys);
+    const Section columns = r.child(outbox, "columns");
     const auto read = [&](std::string_view name, std::string& target, bool may_be_empty) {
         auto value = r.string(columns, name);
         if (!value) {
             return;
         }
         if (value->empty() && !may_be_empty) {
-            r.error(columns.find(name)->valuePos(),
+            r.error(r.valuePos(columns, name),
                     fmt::format("{}.{}: a column name must not be empty; remove the key to use "
                                 "the default",
                                 columns.path, name));
@@ -662,13 +688,13 @@ bool isTopicChar(char c) {
 }
 
 void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
-    const Section routing = r.child(root, "routing", kRoutingKeys);
+    const Section routing = r.child(root, "routing");
     if (auto topic = r.string(routing, "topic")) {
-        const Pos pos = routing.find("topic")->valuePos();
+        const Pos pos = r.valuePos(routing, "topic");
         auto parsed = parseTemplate(*topic);
         if (topic->empty()) {
-            r.error(pos, fmt::format("routing.topic: must not be empty; the default is \"{}\"",
-                                     kDefaultTopic));
+            r.error(pos, fmt::format("routing.topic: must not be empty; the default is {}",
+                                     schemaKey("routing.topic").default_yaml));
         } else if (!parsed) {
             r.error(pos, fmt::format("routing.topic: {}", parsed.error()));
         } else {
@@ -702,7 +728,7 @@ void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
     if (auto key = r.string(routing, "key")) {
         auto parsed = parseTemplate(*key);
         if (!parsed) {
-            r.error(routing.find("key")->valuePos(), fmt::format("routing.key: {}", parsed.error()));
+            r.error(r.valuePos(routing, "key"), fmt::format("routing.key: {}", parsed.error()));
         } else {
             out.key = std::move(*parsed);
         }
@@ -748,12 +774,12 @@ void readProperties(Reader& r, const Section& kafka, std::map<std::string, std::
 }
 
 void readKafka(Reader& r, const Section& root, KafkaConfig& out) {
-    const Section sink = r.child(root, "sink", kSinkKeys);
-    const Section kafka = r.child(sink, "kafka", kKafkaKeys);
+    const Section sink = r.child(root, "sink");
+    const Section kafka = r.child(sink, "kafka");
     if (kafka.find("brokers") == nullptr) {
         r.missing(kafka, "brokers", "give the bootstrap brokers, e.g. brokers: \"kafka:9092\"");
     } else if (auto brokers = r.string(kafka, "brokers")) {
-        const Pos pos = kafka.find("brokers")->valuePos();
+        const Pos pos = r.valuePos(kafka, "brokers");
         bool ok = !trim(*brokers).empty();
         std::string_view rest = *brokers;
         while (ok) {
@@ -774,7 +800,7 @@ void readKafka(Reader& r, const Section& root, KafkaConfig& out) {
         }
     }
     readProperties(r, kafka, out.properties);
-    if (auto v = r.integer(kafka, "shutdown_timeout_ms", 0, 600000)) {
+    if (auto v = r.integer(kafka, "shutdown_timeout_ms")) {
         out.shutdown_timeout = std::chrono::milliseconds{*v};
     }
 }
@@ -829,10 +855,10 @@ std::optional<std::string> checkListen(std::string_view listen) {
 }
 
 void readMetrics(Reader& r, const Section& root, MetricsConfig& out) {
-    const Section metrics = r.child(root, "metrics", kMetricsKeys);
+    const Section metrics = r.child(root, "metrics");
     if (auto listen = r.string(metrics, "listen")) {
         if (auto problem = checkListen(*listen)) {
-            r.error(metrics.find("listen")->valuePos(),
+            r.error(r.valuePos(metrics, "listen"),
                     fmt::format("metrics.listen: '{}': {}", *listen, *problem));
         } else {
             out.listen = std::move(*listen);
@@ -840,26 +866,31 @@ void readMetrics(Reader& r, const Section& root, MetricsConfig& out) {
     }
 }
 
+// The table lists the words (and their order in messages); `values` maps each to its enum.
 template <typename E, std::size_t N>
 std::optional<E> readEnum(Reader& r, const Section& section, std::string_view name,
-                          const std::array<std::pair<std::string_view, E>, N>& choices) {
+                          const std::array<std::pair<std::string_view, E>, N>& values) {
     auto text = r.string(section, name);
     if (!text) {
         return std::nullopt;
     }
-    for (const auto& [word, value] : choices) {
-        if (*text == word) {
-            return value;
+    const std::string path = joinPath(section.path, name);
+    const std::span<const std::string_view> words = schemaKey(path).choices;
+    if (std::ranges::find(words, *text) != words.end()) {
+        for (const auto& [word, value] : values) {
+            if (*text == word) {
+                return value;
+            }
         }
+        throw std::logic_error(fmt::format("{}: choice '{}' in src/config/schema.cpp has no value",
+                                           path, *text));
     }
-    std::array<std::string_view, N> words{};
-    std::ranges::transform(choices, words.begin(), [](const auto& c) { return c.first; });
-    std::string message = fmt::format("{}: invalid value '{}'; use one of {}",
-                                      joinPath(section.path, name), *text, joinNames(words));
+    std::string message = fmt::format("{}: invalid value '{}'; use one of {}", path, *text,
+                                      joinNames(words));
     if (const auto suggestion = closest(*text, words)) {
         message += fmt::format(" (did you mean '{}'?)", *suggestion);
     }
-    r.error(section.find(name)->valuePos(), std::move(message));
+    r.error(r.valuePos(section, name), std::move(message));
     return std::nullopt;
 }
 
@@ -875,7 +906,7 @@ void readLog(Reader& r, const Section& root, LogConfig& out) {
         {"text", LogFormat::Text},
         {"json", LogFormat::Json},
     }};
-    const Section log = r.child(root, "log", kLogKeys);
+    const Section log = r.child(root, "log");
     if (auto level = readEnum(r, log, "level", kLevels)) {
         out.level = *level;
     }
@@ -884,25 +915,19 @@ void readLog(Reader& r, const Section& root, LogConfig& out) {
     }
 }
 
-Config defaultConfig() {
-    Config config;
-    config.routing.topic = *parseTemplate(kDefaultTopic);
-    config.routing.key = *parseTemplate(kDefaultKey);
-    return config;
-}
-
 std::expected<Config, std::vector<ConfigError>> parseDocument(Reader& r, const YAML::Node& doc) {
-    Config config = defaultConfig();
-    const Section root = r.root(doc, kRootKeys);
-    const Section source = r.child(root, "source", kSourceKeys);
+    Config config;
+    const Section root = r.root(doc);
+    const Section source = r.child(root, "source");
     readPostgres(r, source, config.postgres);
-    const Section outbox = r.child(source, "outbox", kOutboxKeys);
+    const Section outbox = r.child(source, "outbox");
     readTables(r, outbox, config.outbox.tables);
     readColumns(r, outbox, config.outbox.columns);
     readRouting(r, root, config.routing);
     readKafka(r, root, config.kafka);
     readMetrics(r, root, config.metrics);
     readLog(r, root, config.log);
+    r.checkEveryKeyRead();
     if (!r.ok()) {
         return std::unexpected(r.takeErrors());
     }
