@@ -234,3 +234,13 @@ TEST_CASE("broker reachability is reported and a long outage is warned about onc
     // A broker failure reaches the error callback and the FAIL log: it is logged once, by the former.
     CHECK(fail_lines == 0);
 }
+
+TEST_CASE("reachability follows acknowledgements when statistics are turned off", "[sink]") {
+    Mock mock;
+    auto created = sink::KafkaSink::create(kafkaConfig(mock, {{"statistics.interval.ms", "0"}}));
+    REQUIRE(created);
+    CHECK_FALSE((*created)->reachable().has_value());
+    REQUIRE((*created)->produce(keyed("events", "k", "v"), 0));
+    REQUIRE(pollFor(**created, 1, 10s).size() == 1);
+    CHECK((*created)->reachable() == std::optional<bool>(true));
+}

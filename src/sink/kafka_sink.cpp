@@ -248,6 +248,7 @@ struct KafkaSink::Impl {
                     break;
             }
         }
+        if (d.ok) self->markReachable(true);
         self->collected.push_back(std::move(d));
         if (self->in_flight > 0) --self->in_flight;
     }
@@ -261,6 +262,7 @@ struct KafkaSink::Impl {
             spdlog::error("kafka producer fatal error: {}: {}", rd_kafka_err2name(orig), buf.data());
             return;
         }
+        if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) self->markReachable(false);
         if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED) {
             self->auth_error = reason;
         }
@@ -269,14 +271,20 @@ struct KafkaSink::Impl {
 
     static int onStats(rd_kafka_t* /*rk*/, char* json, size_t len, void* opaque) {
         auto* self = static_cast<Impl*>(opaque);
-        const bool up = brokersUp(std::string_view(json, len)) > 0;
-        if (up) {
-            if (self->warned_unreachable) spdlog::info("a Kafka broker is reachable again");
-            self->warned_unreachable = false;
-            self->last_reachable = std::chrono::steady_clock::now();
-        }
-        self->reachable = up;
+        self->markReachable(brokersUp(std::string_view(json, len)) > 0);
         return 0;
+    }
+
+    // From the statistics (every statistics.interval.ms), and also from an acknowledgement (a
+    // broker took a record) and from the all-brokers-down error, so the state stays right if a
+    // user turns the statistics off.
+    void markReachable(bool up) {
+        if (up) {
+            if (warned_unreachable) spdlog::info("a Kafka broker is reachable again");
+            warned_unreachable = false;
+            last_reachable = std::chrono::steady_clock::now();
+        }
+        reachable = up;
     }
 
     static void onLog(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* buf) {
