@@ -41,6 +41,13 @@ public:
     [[nodiscard]] std::size_t inFlight() const override;
     [[nodiscard]] int eventFd() const override;
 
+    // Whether a broker connection is up (from librdkafka's statistics, every second); unknown
+    // until the first statistics. While none has been up for 30 s, poll() logs a warning once.
+    [[nodiscard]] std::optional<bool> reachable() const;
+    // Topic handles held (at most 1000: past that the least recently used half is released).
+    [[nodiscard]] std::size_t topicHandles() const;
+    void setUnreachableWarningAfterForTesting(std::chrono::milliseconds after);
+
     // Test seam: makes librdkafka raise a fatal error, as a lost idempotence state would.
     void raiseFatalErrorForTesting(const std::string& reason);
 
