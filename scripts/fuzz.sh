@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pgoutput_fuzz copydata_fuzz config_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(pgoutput_fuzz copydata_fuzz config_fuzz payload_fuzz)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 
 "$root/scripts/install-deps.sh" --test >/dev/null

@@ -1,5 +1,8 @@
 #include "config/config.h"
 
+#include "config/identifier.h"
+#include "config/schema.h"
+
 #include <fmt/format.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -14,6 +17,9 @@
 #include <cstring>
 #include <exception>
 #include <span>
+#include <deque>
+#include <set>
+#include <stdexcept>
 #include <sstream>
 #include <tuple>
 #include <utility>
@@ -22,53 +28,31 @@ namespace outboxd::config {
 
 namespace {
 
-constexpr std::string_view kDefaultTopic = "outbox.event.{aggregatetype}";
-constexpr std::string_view kDefaultKey = "{aggregateid}";
 constexpr std::size_t kMaxIdentifierBytes = 63;  // NAMEDATALEN - 1
 constexpr std::size_t kMaxTopicBytes = 249;
 
-constexpr std::array<std::string_view, 5> kRootKeys{"source", "routing", "sink", "metrics", "log"};
-constexpr std::array<std::string_view, 2> kSourceKeys{"postgres", "outbox"};
-constexpr std::array<std::string_view, 8> kPostgresKeys{
-    "dsn",      "slot", "publication", "create_slot", "create_publication", "status_interval_ms",
-    "heartbeat_interval_ms", "slot_check_interval_ms"};
-constexpr std::array<std::string_view, 2> kOutboxKeys{"tables", "columns"};
-constexpr std::array<std::string_view, 6> kColumnKeys{"id",   "aggregate_type", "aggregate_id",
-                                                      "type", "payload",        "timestamp"};
-constexpr std::array<std::string_view, 2> kRoutingKeys{"topic", "key"};
-constexpr std::array<std::string_view, 1> kSinkKeys{"kafka"};
-constexpr std::array<std::string_view, 3> kKafkaKeys{"brokers", "properties",
-                                                     "shutdown_timeout_ms"};
-constexpr std::array<std::string_view, 1> kMetricsKeys{"listen"};
-constexpr std::array<std::string_view, 2> kLogKeys{"level", "format"};
+// The names allowed directly under `parent` ("" for the top level), in the table's order.
+std::vector<std::string_view> childrenOf(std::string_view parent) {
+    std::vector<std::string_view> out;
+    for (const auto& key : schema::keys()) {
+        if (schema::parentPath(key.path) == parent) {
+            out.push_back(schema::leafName(key.path));
+        }
+    }
+    return out;
+}
 
-// Every leaf key, so that a key written at the wrong level can be pointed to its place.
-constexpr std::array<std::string_view, 24> kAllLeafPaths{
-    "source.postgres.dsn",
-    "source.postgres.slot",
-    "source.postgres.publication",
-    "source.postgres.create_slot",
-    "source.postgres.create_publication",
-    "source.postgres.status_interval_ms",
-    "source.postgres.heartbeat_interval_ms",
-    "source.postgres.slot_check_interval_ms",
-    "source.outbox.tables",
-    "source.outbox.columns",
-    "source.outbox.columns.id",
-    "source.outbox.columns.aggregate_type",
-    "source.outbox.columns.aggregate_id",
-    "source.outbox.columns.type",
-    "source.outbox.columns.payload",
-    "source.outbox.columns.timestamp",
-    "routing.topic",
-    "routing.key",
-    "sink.kafka.brokers",
-    "sink.kafka.properties",
-    "sink.kafka.shutdown_timeout_ms",
-    "metrics.listen",
-    "log.level",
-    "log.format",
-};
+// The table's row for a key the reading code asks for; a path missing from the table is a bug
+// in outboxd, not in the file.
+const schema::Key& schemaKey(std::string_view path) {
+    const schema::Key* key = schema::find(path);
+    if (key == nullptr) {
+        throw std::logic_error(fmt::format("configuration key '{}' is read but not declared in "
+                                           "src/config/schema.cpp",
+                                           path));
+    }
+    return *key;
+}
 
 std::string toLower(std::string_view s) {
     std::string out(s);
@@ -158,11 +142,6 @@ std::string joinPath(std::string_view parent, std::string_view name) {
         return std::string(name);
     }
     return fmt::format("{}.{}", parent, name);
-}
-
-std::string_view leafName(std::string_view path) {
-    const auto dot = path.rfind('.');
-    return dot == std::string_view::npos ? path : path.substr(dot + 1);
 }
 
 struct Pos {
@@ -288,7 +267,8 @@ public:
 
     [[nodiscard]] bool ok() const { return errors_.empty(); }
 
-    Section root(const YAML::Node& node, std::span<const std::string_view> allowed) {
+    Section root(const YAML::Node& node) {
+        const std::vector<std::string_view> allowed = childrenOf("");
         Section section;
         const Pos pos = toPos(node.Mark());
         section.anchor = pos.line == 0 ? Pos{1, 1} : pos;
@@ -303,10 +283,11 @@ public:
         return section;
     }
 
-    Section child(const Section& parent, std::string_view name,
-                  std::span<const std::string_view> allowed) {
+    Section child(const Section& parent, std::string_view name) {
         Section section;
         section.path = joinPath(parent.path, name);
+        use(section.path);
+        const std::vector<std::string_view> allowed = childrenOf(section.path);
         section.anchor = parent.anchor;
         section.broken = parent.broken;
         const Field* field = parent.find(name);
@@ -332,12 +313,14 @@ public:
     Section freeMap(const Section& parent, std::string_view name) {
         Section section;
         section.path = joinPath(parent.path, name);
+        use(section.path);
         section.anchor = parent.anchor;
         const Field* field = parent.find(name);
         if (field == nullptr || field->value.IsNull()) {
             return section;
         }
         section.anchor = field->key_pos;
+        record(section.path, field->key_pos);
         if (!field->value.IsMap()) {
             error(field->valuePos(),
                   fmt::format("{}: expected a map of librdkafka property names to values, got {}",
@@ -350,6 +333,7 @@ public:
     }
 
     void missing(const Section& section, std::string_view name, std::string_view hint) {
+        use(joinPath(section.path, name));
         if (section.broken) {
             return;
         }
@@ -367,8 +351,55 @@ public:
         return std::move(*expanded);
     }
 
-    std::optional<std::string> string(const Section& section, std::string_view name) {
+    // The key as written in the file, or else its default from the table (positioned at the
+    // section), or nullptr for an absent key without a default. Marks the key as read.
+    const Field* lookup(const Section& section, std::string_view name) {
+        const std::string path = joinPath(section.path, name);
+        const schema::Key& key = use(path);
+        if (const Field* field = section.find(name)) {
+            record(path, field->valuePos());
+            return field;
+        }
+        if (key.default_yaml.empty()) {
+            return nullptr;
+        }
+        defaults_.push_back(Field{YAML::Node(std::string(name)),
+                                  YAML::Load(std::string(key.default_yaml)), section.anchor});
+        return &defaults_.back();
+    }
+
+    void record(std::string_view path, Pos pos) {
+        if (pos.line > 0) {
+            positions_.insert_or_assign(std::string(path), std::make_pair(pos.line, pos.column));
+        }
+    }
+
+    std::map<std::string, std::pair<int, int>, std::less<>> takePositions() {
+        return std::move(positions_);
+    }
+
+    const std::string& file() const { return file_; }
+
+    // Where a problem with the key's value is reported.
+    Pos valuePos(const Section& section, std::string_view name) const {
         const Field* field = section.find(name);
+        return field == nullptr ? section.anchor : field->valuePos();
+    }
+
+    // Every key of the table that is not a section but was never asked for: a key declared in
+    // the table must be read, or it would be accepted and ignored.
+    void checkEveryKeyRead() {
+        for (const auto& key : schema::keys()) {
+            if (key.type != schema::Type::Section && !used_.contains(key.path)) {
+                throw std::logic_error(fmt::format(
+                    "configuration key '{}' is declared in src/config/schema.cpp but never read",
+                    key.path));
+            }
+        }
+    }
+
+    std::optional<std::string> string(const Section& section, std::string_view name) {
+        const Field* field = lookup(section, name);
         if (field == nullptr) {
             return std::nullopt;
         }
@@ -382,8 +413,28 @@ public:
         return expand(*field, path);
     }
 
+    // A libpq connection string: ${...} values are quoted so that they cannot add options.
+    std::optional<std::string> dsn(const Section& section, std::string_view name) {
+        const Field* field = lookup(section, name);
+        if (field == nullptr) {
+            return std::nullopt;
+        }
+        const std::string path = joinPath(section.path, name);
+        if (!field->value.IsScalar()) {
+            error(field->valuePos(), fmt::format("{}: expected a string, got {}", path,
+                                                 describe(field->value)));
+            return std::nullopt;
+        }
+        auto expanded = expandDsn(field->value.Scalar(), env_);
+        if (!expanded) {
+            error(field->valuePos(), fmt::format("{}: {}", path, expanded.error()));
+            return std::nullopt;
+        }
+        return std::move(*expanded);
+    }
+
     std::optional<bool> boolean(const Section& section, std::string_view name) {
-        const Field* field = section.find(name);
+        const Field* field = lookup(section, name);
         if (field == nullptr) {
             return std::nullopt;
         }
@@ -404,13 +455,15 @@ public:
         return std::nullopt;
     }
 
-    std::optional<std::int64_t> integer(const Section& section, std::string_view name,
-                                        std::int64_t min, std::int64_t max) {
-        const Field* field = section.find(name);
+    std::optional<std::int64_t> integer(const Section& section, std::string_view name) {
+        const Field* field = lookup(section, name);
         if (field == nullptr) {
             return std::nullopt;
         }
         const std::string path = joinPath(section.path, name);
+        const schema::Key& key = schemaKey(path);
+        const std::int64_t min = key.min;
+        const std::int64_t max = key.max;
         auto text = scalarForConversion(*field, path, "an integer");
         if (!text) {
             return std::nullopt;
@@ -430,6 +483,12 @@ public:
     }
 
 private:
+    const schema::Key& use(std::string_view path) {
+        const schema::Key& key = schemaKey(path);
+        used_.insert(key.path);
+        return key;
+    }
+
     void collect(const YAML::Node& map, Section& section,
                  std::span<const std::string_view> allowed) {
         for (auto it = map.begin(); it != map.end(); ++it) {
@@ -467,9 +526,9 @@ private:
         if (const auto suggestion = closest(name, allowed)) {
             message += fmt::format("; did you mean '{}'?", *suggestion);
         } else {
-            for (const auto leaf : kAllLeafPaths) {
-                if (leafName(leaf) == name) {
-                    message += fmt::format("; '{}' belongs at '{}'", name, leaf);
+            for (const auto& key : schema::keys()) {
+                if (schema::leafName(key.path) == name) {
+                    message += fmt::format("; '{}' belongs at '{}'", name, key.path);
                     break;
                 }
             }
@@ -509,16 +568,19 @@ private:
     std::string file_;
     const EnvLookup& env_;
     std::vector<ConfigError> errors_;
+    std::deque<Field> defaults_;  // fields made from the table's defaults; stable addresses
+    std::set<std::string_view> used_;
+    std::map<std::string, std::pair<int, int>, std::less<>> positions_;
 };
 
 void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
-    const Section pg = r.child(source, "postgres", kPostgresKeys);
+    const Section pg = r.child(source, "postgres");
     if (pg.find("dsn") == nullptr) {
         r.missing(pg, "dsn",
                   "give the libpq connection string, e.g. dsn: \"host=db dbname=app user=outboxd\"");
-    } else if (auto dsn = r.string(pg, "dsn")) {
+    } else if (auto dsn = r.dsn(pg, "dsn")) {
         if (trim(*dsn).empty()) {
-            r.error(pg.find("dsn")->valuePos(),
+            r.error(r.valuePos(pg, "dsn"),
                     "source.postgres.dsn: must not be empty; give a libpq connection string or URI");
         } else {
             out.dsn = std::move(*dsn);
@@ -530,7 +592,7 @@ void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
                                return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
                            });
         if (!valid) {
-            r.error(pg.find("slot")->valuePos(),
+            r.error(r.valuePos(pg, "slot"),
                     fmt::format("source.postgres.slot: '{}' is not a valid replication slot name; "
                                 "use lower-case letters, digits and underscores (at most {} bytes)",
                                 *slot, kMaxIdentifierBytes));
@@ -540,7 +602,7 @@ void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
     }
     if (auto publication = r.string(pg, "publication")) {
         if (publication->empty() || publication->size() > kMaxIdentifierBytes) {
-            r.error(pg.find("publication")->valuePos(),
+            r.error(r.valuePos(pg, "publication"),
                     fmt::format("source.postgres.publication: must be a name of 1 to {} bytes",
                                 kMaxIdentifierBytes));
         } else {
@@ -553,19 +615,19 @@ void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
     if (auto v = r.boolean(pg, "create_publication")) {
         out.create_publication = *v;
     }
-    if (auto v = r.integer(pg, "status_interval_ms", 100, 60000)) {
+    if (auto v = r.integer(pg, "status_interval_ms")) {
         out.status_interval = std::chrono::milliseconds{*v};
     }
-    if (auto v = r.integer(pg, "heartbeat_interval_ms", 0, 3600000)) {
+    if (auto v = r.integer(pg, "heartbeat_interval_ms")) {
         out.heartbeat_interval = std::chrono::milliseconds{*v};
     }
-    if (auto v = r.integer(pg, "slot_check_interval_ms", 0, 3600000)) {
+    if (auto v = r.integer(pg, "slot_check_interval_ms")) {
         out.slot_check_interval = std::chrono::milliseconds{*v};
     }
 }
 
 void readTables(Reader& r, const Section& outbox, std::vector<TableName>& out) {
-    const Field* field = outbox.find("tables");
+    const Field* field = r.lookup(outbox, "tables");
     if (field == nullptr) {
         return;
     }
@@ -599,27 +661,17 @@ void readTables(Reader& r, const Section& outbox, std::vector<TableName>& out) {
             all_valid = false;
             continue;
         }
-        TableName table;
-        const auto dot = text->find('.');
-        if (dot == std::string::npos) {
-            table = TableName{"public", *text};
-        } else {
-            table = TableName{text->substr(0, dot), text->substr(dot + 1)};
-        }
-        const auto badPart = [](const std::string& part) {
-            return part.empty() || part.size() > kMaxIdentifierBytes ||
-                   std::ranges::any_of(part, [](char c) {
-                       return c == '.' || c == '"' || std::isspace(static_cast<unsigned char>(c)) != 0;
-                   });
-        };
-        if (badPart(table.schema) || badPart(table.name)) {
-            r.error(pos, fmt::format("source.outbox.tables: '{}' is not a table name; write "
+        auto parsed = parseQualifiedName(*text);
+        if (!parsed) {
+            r.error(pos, fmt::format("source.outbox.tables: '{}' is not a table name: {}; write "
                                      "\"schema.table\" or \"table\" (schema public), each part 1 "
-                                     "to {} bytes without spaces or quotes",
-                                     *text, kMaxIdentifierBytes));
+                                     "to {} bytes; unquoted names fold to lower case, \"quoted\" ones "
+                                     "are kept exactly",
+                                     *text, parsed.error(), kMaxIdentifierBytes));
             all_valid = false;
             continue;
         }
+        TableName table{std::move(parsed->schema), std::move(parsed->name)};
         if (std::ranges::find(tables, table) != tables.end()) {
             r.error(pos, fmt::format("source.outbox.tables: '{}.{}' is listed twice; keep only one",
                                      table.schema, table.name));
@@ -634,20 +686,29 @@ void readTables(Reader& r, const Section& outbox, std::vector<TableName>& out) {
 }
 
 void readColumns(Reader& r, const Section& outbox, OutboxColumns& out) {
-    const Section columns = r.child(outbox, "columns", kColumnKeys);
+    const Section columns = r.child(outbox, "columns");
     const auto read = [&](std::string_view name, std::string& target, bool may_be_empty) {
         auto value = r.string(columns, name);
         if (!value) {
             return;
         }
         if (value->empty() && !may_be_empty) {
-            r.error(columns.find(name)->valuePos(),
+            r.error(r.valuePos(columns, name),
                     fmt::format("{}.{}: a column name must not be empty; remove the key to use "
                                 "the default",
                                 columns.path, name));
             return;
         }
-        target = std::move(*value);
+        if (value->empty()) {
+            target.clear();
+            return;
+        }
+        auto column = parseIdentifier(*value);
+        if (!column) {
+            r.error(r.valuePos(columns, name), fmt::format("{}.{}: {}", columns.path, name, column.error()));
+            return;
+        }
+        target = std::move(*column);
     };
     read("id", out.id, false);
     read("aggregate_type", out.aggregate_type, false);
@@ -662,13 +723,13 @@ bool isTopicChar(char c) {
 }
 
 void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
-    const Section routing = r.child(root, "routing", kRoutingKeys);
+    const Section routing = r.child(root, "routing");
     if (auto topic = r.string(routing, "topic")) {
-        const Pos pos = routing.find("topic")->valuePos();
+        const Pos pos = r.valuePos(routing, "topic");
         auto parsed = parseTemplate(*topic);
         if (topic->empty()) {
-            r.error(pos, fmt::format("routing.topic: must not be empty; the default is \"{}\"",
-                                     kDefaultTopic));
+            r.error(pos, fmt::format("routing.topic: must not be empty; the default is {}",
+                                     schemaKey("routing.topic").default_yaml));
         } else if (!parsed) {
             r.error(pos, fmt::format("routing.topic: {}", parsed.error()));
         } else {
@@ -702,7 +763,7 @@ void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
     if (auto key = r.string(routing, "key")) {
         auto parsed = parseTemplate(*key);
         if (!parsed) {
-            r.error(routing.find("key")->valuePos(), fmt::format("routing.key: {}", parsed.error()));
+            r.error(r.valuePos(routing, "key"), fmt::format("routing.key: {}", parsed.error()));
         } else {
             out.key = std::move(*parsed);
         }
@@ -723,58 +784,29 @@ void readProperties(Reader& r, const Section& kafka, std::map<std::string, std::
         if (!value) {
             continue;
         }
-        const Pos pos = field.valuePos();
-        if (name == "bootstrap.servers" || name == "metadata.broker.list") {
-            r.error(field.key_pos, fmt::format("{}: set the brokers with sink.kafka.brokers "
-                                               "instead, and remove this property",
-                                               path));
+        if (auto problem = checkProducerProperty(name, *value)) {
+            r.error(problem->at_key ? field.key_pos : field.valuePos(), std::move(problem->message));
             continue;
         }
-        if (name == "enable.idempotence" && toLower(*value) != "true") {
-            r.error(pos, fmt::format("{}: outboxd needs the idempotent producer; remove this "
-                                     "property or set it to true",
-                                     path));
-            continue;
-        }
-        if ((name == "acks" || name == "request.required.acks") && toLower(*value) != "all" &&
-            *value != "-1") {
-            r.error(pos, fmt::format("{}: outboxd needs acks=all so that no acknowledged event "
-                                     "is lost; remove this property or set it to all",
-                                     path));
-            continue;
-        }
+        r.record(path, field.valuePos());
         out.emplace(name, std::move(*value));
     }
 }
 
 void readKafka(Reader& r, const Section& root, KafkaConfig& out) {
-    const Section sink = r.child(root, "sink", kSinkKeys);
-    const Section kafka = r.child(sink, "kafka", kKafkaKeys);
+    const Section sink = r.child(root, "sink");
+    const Section kafka = r.child(sink, "kafka");
     if (kafka.find("brokers") == nullptr) {
         r.missing(kafka, "brokers", "give the bootstrap brokers, e.g. brokers: \"kafka:9092\"");
     } else if (auto brokers = r.string(kafka, "brokers")) {
-        const Pos pos = kafka.find("brokers")->valuePos();
-        bool ok = !trim(*brokers).empty();
-        std::string_view rest = *brokers;
-        while (ok) {
-            const auto comma = rest.find(',');
-            if (trim(rest.substr(0, comma)).empty()) {
-                ok = false;
-            }
-            if (comma == std::string_view::npos) {
-                break;
-            }
-            rest.remove_prefix(comma + 1);
-        }
-        if (!ok) {
-            r.error(pos, "sink.kafka.brokers: give a comma-separated list of host:port without "
-                         "empty entries, e.g. \"kafka-1:9092,kafka-2:9092\"");
+        if (auto problem = checkBrokers(*brokers)) {
+            r.error(r.valuePos(kafka, "brokers"), fmt::format("sink.kafka.brokers: {}", *problem));
         } else {
             out.brokers = std::move(*brokers);
         }
     }
     readProperties(r, kafka, out.properties);
-    if (auto v = r.integer(kafka, "shutdown_timeout_ms", 0, 600000)) {
+    if (auto v = r.integer(kafka, "shutdown_timeout_ms")) {
         out.shutdown_timeout = std::chrono::milliseconds{*v};
     }
 }
@@ -829,10 +861,10 @@ std::optional<std::string> checkListen(std::string_view listen) {
 }
 
 void readMetrics(Reader& r, const Section& root, MetricsConfig& out) {
-    const Section metrics = r.child(root, "metrics", kMetricsKeys);
+    const Section metrics = r.child(root, "metrics");
     if (auto listen = r.string(metrics, "listen")) {
         if (auto problem = checkListen(*listen)) {
-            r.error(metrics.find("listen")->valuePos(),
+            r.error(r.valuePos(metrics, "listen"),
                     fmt::format("metrics.listen: '{}': {}", *listen, *problem));
         } else {
             out.listen = std::move(*listen);
@@ -840,26 +872,31 @@ void readMetrics(Reader& r, const Section& root, MetricsConfig& out) {
     }
 }
 
+// The table lists the words (and their order in messages); `values` maps each to its enum.
 template <typename E, std::size_t N>
 std::optional<E> readEnum(Reader& r, const Section& section, std::string_view name,
-                          const std::array<std::pair<std::string_view, E>, N>& choices) {
+                          const std::array<std::pair<std::string_view, E>, N>& values) {
     auto text = r.string(section, name);
     if (!text) {
         return std::nullopt;
     }
-    for (const auto& [word, value] : choices) {
-        if (*text == word) {
-            return value;
+    const std::string path = joinPath(section.path, name);
+    const std::span<const std::string_view> words = schemaKey(path).choices;
+    if (std::ranges::find(words, *text) != words.end()) {
+        for (const auto& [word, value] : values) {
+            if (*text == word) {
+                return value;
+            }
         }
+        throw std::logic_error(fmt::format("{}: choice '{}' in src/config/schema.cpp has no value",
+                                           path, *text));
     }
-    std::array<std::string_view, N> words{};
-    std::ranges::transform(choices, words.begin(), [](const auto& c) { return c.first; });
-    std::string message = fmt::format("{}: invalid value '{}'; use one of {}",
-                                      joinPath(section.path, name), *text, joinNames(words));
+    std::string message = fmt::format("{}: invalid value '{}'; use one of {}", path, *text,
+                                      joinNames(words));
     if (const auto suggestion = closest(*text, words)) {
         message += fmt::format(" (did you mean '{}'?)", *suggestion);
     }
-    r.error(section.find(name)->valuePos(), std::move(message));
+    r.error(r.valuePos(section, name), std::move(message));
     return std::nullopt;
 }
 
@@ -875,7 +912,7 @@ void readLog(Reader& r, const Section& root, LogConfig& out) {
         {"text", LogFormat::Text},
         {"json", LogFormat::Json},
     }};
-    const Section log = r.child(root, "log", kLogKeys);
+    const Section log = r.child(root, "log");
     if (auto level = readEnum(r, log, "level", kLevels)) {
         out.level = *level;
     }
@@ -884,28 +921,24 @@ void readLog(Reader& r, const Section& root, LogConfig& out) {
     }
 }
 
-Config defaultConfig() {
-    Config config;
-    config.routing.topic = *parseTemplate(kDefaultTopic);
-    config.routing.key = *parseTemplate(kDefaultKey);
-    return config;
-}
-
 std::expected<Config, std::vector<ConfigError>> parseDocument(Reader& r, const YAML::Node& doc) {
-    Config config = defaultConfig();
-    const Section root = r.root(doc, kRootKeys);
-    const Section source = r.child(root, "source", kSourceKeys);
+    Config config;
+    const Section root = r.root(doc);
+    const Section source = r.child(root, "source");
     readPostgres(r, source, config.postgres);
-    const Section outbox = r.child(source, "outbox", kOutboxKeys);
+    const Section outbox = r.child(source, "outbox");
     readTables(r, outbox, config.outbox.tables);
     readColumns(r, outbox, config.outbox.columns);
     readRouting(r, root, config.routing);
     readKafka(r, root, config.kafka);
     readMetrics(r, root, config.metrics);
     readLog(r, root, config.log);
+    r.checkEveryKeyRead();
     if (!r.ok()) {
         return std::unexpected(r.takeErrors());
     }
+    config.file = r.file();
+    config.positions = r.takePositions();
     return config;
 }
 
@@ -942,7 +975,13 @@ bool isSecretKey(std::string_view name) {
            });
 }
 
-std::expected<std::string, std::string> expandEnv(std::string_view text, const EnvLookup& env) {
+namespace {
+
+// Appends the value of one ${...} reference; `rest` is the text after the reference.
+using AppendValue = std::function<void(std::string& out, std::string_view value, std::string_view rest)>;
+
+std::expected<std::string, std::string> expandWith(std::string_view text, const EnvLookup& env,
+                                                   const AppendValue& append) {
     std::string out;
     out.reserve(text.size());
     std::size_t i = 0;
@@ -986,10 +1025,214 @@ std::expected<std::string, std::string> expandEnv(std::string_view text, const E
                             "with ${{{}:-default}}",
                             name, name));
         }
-        out += *value;
+        append(out, *value, text.substr(close + 1));
         i = close + 1;
     }
     return out;
+}
+
+// Where libpq's key=value parser (conninfo_parse in fe-connect.c) is at the end of `s`.
+enum class DsnPlace { Key, ValueStart, Unquoted, Quoted };
+
+DsnPlace dsnPlace(std::string_view s) {
+    DsnPlace place = DsnPlace::Key;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        const bool space = std::isspace(static_cast<unsigned char>(c)) != 0;
+        switch (place) {
+            case DsnPlace::Key:
+                if (c == '=') place = DsnPlace::ValueStart;
+                break;
+            case DsnPlace::ValueStart:
+                if (space) break;
+                if (c == '\'') {
+                    place = DsnPlace::Quoted;
+                } else {
+                    if (c == '\\') ++i;
+                    place = DsnPlace::Unquoted;
+                }
+                break;
+            case DsnPlace::Unquoted:
+                if (space) {
+                    place = DsnPlace::Key;
+                } else if (c == '\\') {
+                    ++i;
+                }
+                break;
+            case DsnPlace::Quoted:
+                if (c == '\\') {
+                    ++i;
+                } else if (c == '\'') {
+                    place = DsnPlace::Key;
+                }
+                break;
+        }
+    }
+    return place;
+}
+
+}  // namespace
+
+std::expected<std::string, std::string> expandEnv(std::string_view text, const EnvLookup& env) {
+    return expandWith(text, env, [](std::string& out, std::string_view value, std::string_view) {
+        out += value;
+    });
+}
+
+std::expected<std::string, std::string> expandDsn(std::string_view text, const EnvLookup& env) {
+    const std::string head = toLower(trim(text.substr(0, 16)));
+    if (head.starts_with("postgresql://") || head.starts_with("postgres://")) {
+        return expandEnv(text, env);
+    }
+    return expandWith(text, env, [](std::string& out, std::string_view value, std::string_view rest) {
+        const DsnPlace place = dsnPlace(out);
+        if (place == DsnPlace::Quoted) {
+            for (const char c : value) {
+                if (c == '\'' || c == '\\') out += '\\';
+                out += c;
+            }
+            return;
+        }
+        // At the very end libpq reads "key=" as empty; before more options it would take the next
+        // word as the value.
+        const bool alone = !rest.empty() && std::isspace(static_cast<unsigned char>(rest.front())) != 0;
+        if (value.empty() && place == DsnPlace::ValueStart && alone) {
+            out += "''";
+            return;
+        }
+        for (const char c : value) {
+            if (c == '\'' || c == '\\' || std::isspace(static_cast<unsigned char>(c)) != 0) out += '\\';
+            out += c;
+        }
+    });
+}
+
+namespace {
+
+constexpr std::array<std::string_view, 6> kKeyedPartitioners{
+    "murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a"};
+
+}  // namespace
+
+std::span<const std::string_view> keyedPartitioners() {
+    return kKeyedPartitioners;
+}
+
+std::optional<PropertyProblem> checkProducerProperty(std::string_view name, std::string_view value) {
+    const std::string path = fmt::format("sink.kafka.properties.{}", name);
+    const std::string lowered = toLower(value);
+    if (name == "bootstrap.servers" || name == "metadata.broker.list") {
+        return PropertyProblem{fmt::format("{}: set the brokers with sink.kafka.brokers instead, and "
+                                           "remove this property",
+                                           path),
+                               true};
+    }
+    if (name == "transactional.id") {
+        return PropertyProblem{
+            fmt::format("{}: outboxd does not use Kafka transactions (there is no exactly-once mode "
+                        "yet), and with a transactional.id every send would fail; remove this "
+                        "property",
+                        path),
+            true};
+    }
+    if (name == "enable.idempotence" && lowered != "true") {
+        return PropertyProblem{fmt::format("{}: outboxd needs the idempotent producer (without it a "
+                                           "retried send can reorder or duplicate events); remove "
+                                           "this property or set it to true",
+                                           path)};
+    }
+    if ((name == "acks" || name == "request.required.acks") && lowered != "all" && value != "-1") {
+        return PropertyProblem{fmt::format("{}: outboxd needs acks=all so that no acknowledged event "
+                                           "is lost; remove this property or set it to all",
+                                           path)};
+    }
+    if (name == "delivery.report.only.error" && lowered != "false") {
+        return PropertyProblem{fmt::format("{}: must stay false: outboxd confirms the slot from the "
+                                           "acknowledgements; remove this property",
+                                           path)};
+    }
+    if (name == "partitioner" && std::ranges::find(kKeyedPartitioners, value) == kKeyedPartitioners.end()) {
+        return PropertyProblem{fmt::format(
+            "{}: '{}' is not a partitioner that sends every event of a key to one partition, so "
+            "per-key order could break; use one of {} (outboxd's default is murmur2_random, the "
+            "Java client's)",
+            path, value, joinNames(kKeyedPartitioners))};
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> checkBrokers(std::string_view brokers) {
+    static constexpr std::array<std::string_view, 4> kProtocols{"plaintext://", "ssl://",
+                                                                "sasl_plaintext://", "sasl_ssl://"};
+    const auto entries_hint = "give a comma-separated list of host:port without empty entries, "
+                              "e.g. \"kafka-1:9092,kafka-2:9092\"";
+    if (trim(brokers).empty()) {
+        return std::string(entries_hint);
+    }
+    std::string_view rest = brokers;
+    while (true) {
+        const auto comma = rest.find(',');
+        const std::string entry = trim(rest.substr(0, comma));
+        if (entry.empty()) {
+            return std::string(entries_hint);
+        }
+        std::string_view hostport = entry;
+        if (const auto scheme = hostport.find("://"); scheme != std::string_view::npos) {
+            const std::string prefix = toLower(hostport.substr(0, scheme + 3));
+            if (std::ranges::find(kProtocols, prefix) == kProtocols.end()) {
+                return fmt::format("'{}': the prefix before '://' must be PLAINTEXT, SSL, "
+                                   "SASL_PLAINTEXT or SASL_SSL (or none)",
+                                   entry);
+            }
+            hostport.remove_prefix(scheme + 3);
+        }
+        std::string_view host;
+        std::string_view port;
+        if (hostport.starts_with('[')) {
+            const auto close = hostport.find(']');
+            if (close == std::string_view::npos || close + 1 >= hostport.size() ||
+                hostport[close + 1] != ':') {
+                return fmt::format("'{}': an IPv6 broker is written \"[addr]:port\"", entry);
+            }
+            host = hostport.substr(1, close - 1);
+            port = hostport.substr(close + 2);
+        } else {
+            const auto colon = hostport.rfind(':');
+            if (colon == std::string_view::npos) {
+                return fmt::format("'{}': give the port too, host:port, e.g. \"kafka-1:9092\"", entry);
+            }
+            host = hostport.substr(0, colon);
+            port = hostport.substr(colon + 1);
+            if (host.find(':') != std::string_view::npos) {
+                return fmt::format("'{}': write an IPv6 address in brackets, e.g. \"[::1]:9092\"", entry);
+            }
+        }
+        const bool plain = !host.empty() && std::ranges::all_of(host, [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
+                   c == '_' || c == ':';
+        });
+        if (!plain) {
+            return fmt::format("'{}': the host must be a name or an address", entry);
+        }
+        const bool digits = !port.empty() && port.size() <= 5 &&
+                            std::ranges::all_of(port, [](char c) { return c >= '0' && c <= '9'; });
+        const auto number = digits ? parseInteger(port) : std::nullopt;
+        if (!number || *number < 1 || *number > 65535) {
+            return fmt::format("'{}': the port must be a number from 1 to 65535", entry);
+        }
+        if (comma == std::string_view::npos) {
+            return std::nullopt;
+        }
+        rest.remove_prefix(comma + 1);
+    }
+}
+
+ConfigError Config::errorAt(std::string_view path, std::string message) const {
+    const auto it = positions.find(path);
+    if (it == positions.end()) {
+        return ConfigError{file, 0, 0, std::move(message)};
+    }
+    return ConfigError{file, it->second.first, it->second.second, std::move(message)};
 }
 
 std::expected<Template, std::string> parseTemplate(std::string_view text) {
@@ -1024,6 +1267,21 @@ std::expected<Template, std::string> parseTemplate(std::string_view text) {
             ++i;
             continue;
         }
+        if (i + 1 < text.size() && text[i + 1] == '"') {
+            auto quoted = readIdentifier(text.substr(i + 1), "");
+            const std::size_t after = i + 1 + (quoted ? quoted->used : 0);
+            if (!quoted) {
+                return std::unexpected(fmt::format("placeholder at character {}: {}", i + 1, quoted.error()));
+            }
+            if (after >= text.size() || text[after] != '}') {
+                return std::unexpected(fmt::format(
+                    "placeholder at character {}: close it with '}}' right after the quoted name", i + 1));
+            }
+            flush();
+            result.parts.push_back(Template::Part{true, std::move(quoted->name)});
+            i = after + 1;
+            continue;
+        }
         const auto close = text.find_first_of("{}", i + 1);
         if (close == std::string_view::npos || text[close] == '{') {
             return std::unexpected(fmt::format(
@@ -1040,11 +1298,11 @@ std::expected<Template, std::string> parseTemplate(std::string_view text) {
         if (!isIdentifier(name) || name.size() > kMaxIdentifierBytes) {
             return std::unexpected(fmt::format(
                 "placeholder at character {} is not a column name; use letters, digits and '_', "
-                "not starting with a digit",
+                "not starting with a digit, or a double-quoted name such as {{\"AggregateType\"}}",
                 i + 1));
         }
         flush();
-        result.parts.push_back(Template::Part{true, std::string(name)});
+        result.parts.push_back(Template::Part{true, toLower(name)});
         i = close + 1;
     }
     flush();

@@ -1,0 +1,121 @@
+#include "config/schema.h"
+
+#include <algorithm>
+#include <array>
+
+namespace outboxd::config::schema {
+
+namespace {
+
+constexpr std::array<std::string_view, 5> kLogLevels{"trace", "debug", "info", "warn", "error"};
+constexpr std::array<std::string_view, 2> kLogFormats{"text", "json"};
+
+constexpr std::int64_t kHour = 3600000;
+
+// clang-format off
+constexpr std::array kKeys{
+    Key{.path = "source", .type = Type::Section, .doc = "Where the events come from."},
+    Key{.path = "source.postgres", .type = Type::Section, .doc = "The PostgreSQL database and its logical replication."},
+    Key{.path = "source.postgres.dsn", .type = Type::String, .required = true,
+        .doc = "libpq connection string or URI of the database holding the outbox."},
+    Key{.path = "source.postgres.slot", .type = Type::String, .default_yaml = "outboxd",
+        .doc = "Logical replication slot (plugin pgoutput)."},
+    Key{.path = "source.postgres.publication", .type = Type::String, .default_yaml = "outboxd",
+        .doc = "Publication that lists the outbox tables."},
+    Key{.path = "source.postgres.create_slot", .type = Type::Bool, .default_yaml = "true",
+        .doc = "Create the slot when it does not exist."},
+    Key{.path = "source.postgres.create_publication", .type = Type::Bool, .default_yaml = "true",
+        .doc = "Create the publication when it does not exist."},
+    Key{.path = "source.postgres.status_interval_ms", .type = Type::Integer, .default_yaml = "1000",
+        .min = 100, .max = 60000,
+        .doc = "Interval of standby status updates when nothing else asks for one."},
+    Key{.path = "source.postgres.heartbeat_interval_ms", .type = Type::Integer, .default_yaml = "0",
+        .min = 0, .max = kHour,
+        .doc = "Interval of pg_logical_emit_message heartbeats; 0 disables them."},
+    Key{.path = "source.postgres.slot_check_interval_ms", .type = Type::Integer, .default_yaml = "10000",
+        .min = 0, .max = kHour,
+        .doc = "Interval of the slot state reads for the metrics; 0 disables them."},
+    Key{.path = "source.outbox", .type = Type::Section, .doc = "The outbox tables and their columns."},
+    Key{.path = "source.outbox.tables", .type = Type::StringList, .default_yaml = "[public.outbox]",
+        .doc = "The outbox tables, \"schema.table\" or \"table\" (schema public)."},
+    Key{.path = "source.outbox.columns", .type = Type::Section, .doc = "Column names in the outbox tables."},
+    Key{.path = "source.outbox.columns.id", .type = Type::String, .default_yaml = "id",
+        .doc = "Column holding the unique event id."},
+    Key{.path = "source.outbox.columns.aggregate_type", .type = Type::String, .default_yaml = "aggregatetype",
+        .doc = "Column holding the kind of aggregate."},
+    Key{.path = "source.outbox.columns.aggregate_id", .type = Type::String, .default_yaml = "aggregateid",
+        .doc = "Column holding the aggregate's id."},
+    Key{.path = "source.outbox.columns.type", .type = Type::String, .default_yaml = "type",
+        .doc = "Column holding the event type."},
+    Key{.path = "source.outbox.columns.payload", .type = Type::String, .default_yaml = "payload",
+        .doc = "Column holding the event body."},
+    Key{.path = "source.outbox.columns.timestamp", .type = Type::String, .default_yaml = "\"\"",
+        .doc = "Column holding the time the event occurred; empty: the commit time."},
+    Key{.path = "routing", .type = Type::Section, .doc = "Topic and key of each event."},
+    Key{.path = "routing.topic", .type = Type::Template, .default_yaml = "\"outbox.event.{aggregatetype}\"",
+        .doc = "Kafka topic of each event."},
+    Key{.path = "routing.key", .type = Type::Template, .default_yaml = "\"{aggregateid}\"",
+        .doc = "Kafka record key of each event."},
+    Key{.path = "sink", .type = Type::Section, .doc = "Where the events go."},
+    Key{.path = "sink.kafka", .type = Type::Section, .doc = "The Kafka producer."},
+    Key{.path = "sink.kafka.brokers", .type = Type::String, .required = true,
+        .doc = "Comma-separated bootstrap brokers, host:port."},
+    Key{.path = "sink.kafka.properties", .type = Type::FreeMap, .default_yaml = "{}",
+        .doc = "librdkafka producer properties, passed through verbatim."},
+    Key{.path = "sink.kafka.shutdown_timeout_ms", .type = Type::Integer, .default_yaml = "10000",
+        .min = 0, .max = 600000,
+        .doc = "How long to wait for in-flight deliveries on shutdown."},
+    Key{.path = "metrics", .type = Type::Section, .doc = "The HTTP endpoint."},
+    Key{.path = "metrics.listen", .type = Type::String, .default_yaml = "\"0.0.0.0:9898\"",
+        .doc = "host:port of /metrics, /healthz and /readyz; empty disables it."},
+    Key{.path = "log", .type = Type::Section, .doc = "Logging."},
+    Key{.path = "log.level", .type = Type::Enum, .default_yaml = "info", .choices = kLogLevels,
+        .doc = "Lowest level logged."},
+    Key{.path = "log.format", .type = Type::Enum, .default_yaml = "text", .choices = kLogFormats,
+        .doc = "text, or json for one JSON object per line."},
+};
+// clang-format on
+
+}  // namespace
+
+std::span<const Key> keys() {
+    return kKeys;
+}
+
+const Key* find(std::string_view path) {
+    const auto it = std::ranges::find(kKeys, path, &Key::path);
+    return it == kKeys.end() ? nullptr : &*it;
+}
+
+std::string_view leafName(std::string_view path) {
+    const auto dot = path.rfind('.');
+    return dot == std::string_view::npos ? path : path.substr(dot + 1);
+}
+
+std::string_view parentPath(std::string_view path) {
+    const auto dot = path.rfind('.');
+    return dot == std::string_view::npos ? std::string_view{} : path.substr(0, dot);
+}
+
+std::string_view typeName(Type type) {
+    switch (type) {
+        case Type::Section:
+            return "map";
+        case Type::FreeMap:
+            return "map of string to scalar";
+        case Type::String:
+        case Type::Enum:
+            return "string";
+        case Type::Bool:
+            return "bool";
+        case Type::Integer:
+            return "integer";
+        case Type::Template:
+            return "template";
+        case Type::StringList:
+            return "list of strings";
+    }
+    return "?";
+}
+
+}  // namespace outboxd::config::schema
