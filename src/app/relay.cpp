@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/logging.h"
+#include "app/confirm_pacer.h"
 #include "app/pipeline.h"
 #include "cdc/replication_stream.h"
 #include "cdc/source_checks.h"
@@ -86,7 +87,11 @@ std::int64_t unixMicrosNow() {
 // One replication connection and one producer, from open to stop or error.
 class Relay::Session {
 public:
-    explicit Session(Relay& relay) : relay_(relay), config_(relay.config_), metrics_(relay.metrics_) {}
+    explicit Session(Relay& relay)
+        : relay_(relay),
+          config_(relay.config_),
+          metrics_(relay.metrics_),
+          pacer_(ConfirmPacer::kMinSpacing, relay.config_.postgres.status_interval, cdc::Lsn{}) {}
 
     // Returns {} after a clean stop, an error otherwise. `streamed` tells whether it got as far
     // as streaming (the backoff restarts then).
@@ -109,7 +114,7 @@ private:
     std::unique_ptr<Pipeline> pipeline_;
 
     cdc::Lsn last_sent_confirmed_;
-    Clock::time_point last_status_sent_{};
+    ConfirmPacer pacer_;
 };
 
 std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create_slot) {
@@ -142,7 +147,6 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
                  config_.postgres.slot, info.start_lsn, info.server_version, info.proto_version,
                  config_.postgres.publication);
 
-    const auto status_interval = config_.postgres.status_interval;
     cdc::SilenceDetector silence(info.server_silence_limit, Clock::now());
     while (true) {
         metrics_.tick();
@@ -188,8 +192,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
         }
         if (read_any && !pipeline_->blocked()) continue;
 
-        auto until_status = std::chrono::duration_cast<std::chrono::milliseconds>(
-            last_status_sent_ + status_interval - Clock::now());
+        auto until_status = pacer_.untilDue(Clock::now(), pipeline_->confirmed());
         int timeout_ms = static_cast<int>(std::clamp<std::int64_t>(until_status.count(), 0, 100));
         std::array<pollfd, 2> fds{};
         nfds_t n = 0;
@@ -203,11 +206,8 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
 }
 
 std::expected<void, Error> Relay::Session::maybeSendStatus() {
-    auto now = Clock::now();
     bool asked = pipeline_->takeReplyRequest();
-    bool due = now - last_status_sent_ >= config_.postgres.status_interval;
-    bool advanced = pipeline_->confirmed() != last_sent_confirmed_ && now - last_status_sent_ >= 100ms;
-    if (asked || due || advanced) return sendStatus();
+    if (pacer_.due(Clock::now(), pipeline_->confirmed(), asked)) return sendStatus();
     return {};
 }
 
@@ -220,7 +220,7 @@ std::expected<void, Error> Relay::Session::sendStatus(bool reply_requested) {
         spdlog::debug("confirmed {} to slot {}", confirmed, config_.postgres.slot);
     }
     last_sent_confirmed_ = confirmed;
-    last_status_sent_ = Clock::now();
+    pacer_.sent(Clock::now(), confirmed);
     metrics_.setConfirmed(confirmed.value());
     return {};
 }
