@@ -56,9 +56,18 @@ TEST_CASE("walsender_terminated_mid_stream_loses_nothing", "[integration][faults
 
     // WHEN its walsender is terminated, three times
     int terminated = 0;
-    for (int i = 0; i < 3 && !done; ++i) {
-        std::this_thread::sleep_for(500ms);
+    for (int i = 0; i < 3; ++i) {
+        // Each termination waits for the relay to have reconnected (on a loaded machine a
+        // reconnect can take longer than the pause between terminations).
         Pg admin(db.dsn);
+        eventually(
+            [&] {
+                return admin.scalar(fmt::format("SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{}'",
+                                                db.name))
+                    .has_value();
+            },
+            30s);
+        std::this_thread::sleep_for(500ms);
         auto r = admin.scalar(fmt::format(
             "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{}' AND active_pid "
             "IS NOT NULL",

@@ -81,7 +81,12 @@ TEST_CASE("dirty_restarts_lose_nothing", "[integration]") {
     int kills = 0;
     std::mt19937 rng(42);
     while (!writer_done && kills < 6) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(500 + rng() % 1000));
+        // Each kill comes after the slot confirmed something past where this run started, so
+        // that every restart resumes from a new position (on a loaded machine a run may take
+        // seconds to confirm its first transaction).
+        const auto started_at = confirmedFlush(pg, db.name);
+        eventually([&] { return confirmedFlush(pg, db.name) > started_at; }, 30s);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200 + rng() % 800));
         daemon.kill9();
         ++kills;
         std::this_thread::sleep_for(100ms);
