@@ -12,7 +12,7 @@ build_pkgs=(g++ cmake ninja-build pkg-config libpq-dev librdkafka-dev libyaml-cp
             protobuf-compiler libfmt-dev libspdlog-dev prometheus-cpp-dev libcpp-httplib-dev catch2)
 runtime_pkgs=(libpq5 librdkafka1 libyaml-cpp0.7 libprotobuf32 libfmt9 libspdlog1.10 libprometheus-cpp-core1.0
               libcpp-httplib0.11 ca-certificates curl)
-test_pkgs=(postgresql postgresql-contrib maven default-jdk-headless curl procps bc openssl clang-19 libclang-rt-19-dev)
+test_pkgs=(postgresql postgresql-contrib maven default-jdk-headless curl procps bc openssl unzip xz-utils clang-19 libclang-rt-19-dev)
 
 case "$mode" in
   --build) pkgs=("${build_pkgs[@]}") ;;
