@@ -10,6 +10,8 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include "cdc/server_version.h"
+
 namespace outboxd::cdc {
 
 namespace {
@@ -281,11 +283,10 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     // --- slot ------------------------------------------------------------------------------
     const std::string slot_lit = impl->literal(options.slot);
     const std::string slot_ident = impl->identifier(options.slot);
-    const bool has_wal_status = info.server_version >= 130000;
     const std::string slot_query =
         fmt::format("SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn, {} FROM "
                     "pg_catalog.pg_replication_slots WHERE slot_name = {}",
-                    has_wal_status ? "wal_status" : "NULL", slot_lit);
+                    slotStateColumns(info.server_version), slot_lit);
     auto slot = impl->exec(slot_query, PGRES_TUPLES_OK, ErrorKind::SourceConnect, "looking up the slot");
     if (!slot) return std::unexpected(slot.error());
     if (PQntuples(slot->get()) == 0) {
@@ -320,14 +321,17 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                             "logical pgoutput slot on '{}': choose another source.postgres.slot",
                             options.slot, type, plugin, database, dbname)});
         }
-        if (!PQgetisnull(r, 0, 5) && std::string(PQgetvalue(r, 0, 5)) == "lost") {
-            return std::unexpected(Error{
-                ErrorKind::SlotInvalidated,
-                fmt::format("replication slot '{}' is invalidated (wal_status = lost): PostgreSQL removed WAL it "
-                            "still needed, so events committed since its confirmed LSN cannot be read. Drop it "
-                            "(SELECT pg_drop_replication_slot({})), restart outboxd to create a new one, and "
-                            "reconcile consumers from the outbox table; raise max_slot_wal_keep_size to avoid this",
-                            options.slot, slot_lit)});
+        auto text = [r](int col) -> std::optional<std::string> {
+            if (PQgetisnull(r, 0, col)) return std::nullopt;
+            return std::string(PQgetvalue(r, 0, col));
+        };
+        SlotInvalidation inval;
+        inval.wal_status = text(5).value_or("");
+        if (auto c = text(6)) inval.conflicting = *c == "t";
+        inval.invalidation_reason = text(7);
+        inval.inactive_since = text(8);
+        if (isInvalidated(inval)) {
+            return std::unexpected(Error{ErrorKind::SlotInvalidated, invalidationMessage(options.slot, inval)});
         }
         if (!PQgetisnull(r, 0, 3)) {
             return std::unexpected(Error{ErrorKind::SlotInUse,
@@ -341,12 +345,8 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     }
 
     // --- start streaming -------------------------------------------------------------------
-    int server_proto = info.server_version >= 160000 ? 4
-                       : info.server_version >= 150000 ? 3
-                       : info.server_version >= 140000 ? 2
-                                                       : 1;
-    info.proto_version = std::min(server_proto, options.max_proto_version);
-    info.messages = info.server_version >= 140000;
+    info.proto_version = sharedProtocol(info.server_version, options.max_proto_version);
+    info.messages = sendsMessages(info.server_version);
     std::string pubnames = impl->identifier(options.publication);
     std::string start = fmt::format("START_REPLICATION SLOT {} LOGICAL 0/0 (proto_version '{}', publication_names {}{})",
                                     slot_ident, info.proto_version, impl->literal(pubnames),
