@@ -5,6 +5,7 @@
 #   integration-tests/matrix.sh [VERSION...]     (default: 14 15 16 17 18; BUILD_DIR, default build/)
 # MATRIX_OUT (default BUILD_DIR/matrix) keeps each version's ctest log and JUnit file; the table
 # is written only when every default version ran (MATRIX_DOC=path overrides the file).
+# MATRIX_REPORT_ONLY=1 writes the table again from MATRIX_OUT without running anything.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
@@ -21,7 +22,8 @@ fi
 . "$root/integration-tests/env/lib.sh"
 mkdir -p "$out"
 failed=0
-for v in "${versions[@]}"; do
+[ "${MATRIX_REPORT_ONLY:-0}" = 1 ] && versions_to_run=() || versions_to_run=("${versions[@]}")
+for v in "${versions_to_run[@]}"; do
   echo "== PostgreSQL $v: ctest -L integration"
   # Fetch first, so that the download is not counted in the fixture's time.
   OUTBOXD_PG_VERSION=$v pg_bindir >/dev/null || { failed=1; continue; }
@@ -37,12 +39,12 @@ for v in "${versions[@]}"; do
 done
 
 if [ -n "$doc" ]; then
-  python3 - "$out" "$doc" "${versions[@]}" <<'PY'
+  MATRIX_NOTES="$root/integration-tests/compatibility-notes.md" python3 - "$out" "$doc" "${versions[@]}" <<'PY'
 import datetime, os, re, subprocess, sys
 import xml.etree.ElementTree as ET
 
 out, doc, versions = sys.argv[1], sys.argv[2], sys.argv[3:]
-results, info = {}, {}
+results, info, info_server, failures = {}, {}, {}, []
 order = []
 for v in versions:
     res = {}
@@ -52,8 +54,15 @@ for v in versions:
             name = tc.get("name")
             if name not in order:
                 order.append(name)
+            if name == "it_services_up":
+                m = re.search(r"OUTBOXD_IT_PG_VERSION='([^']+)'", tc.findtext("system-out") or "")
+                if m:
+                    info_server[v] = re.match(r"[0-9.]*", m.group(1)).group(0) or m.group(1)
             if tc.find("failure") is not None or tc.find("error") is not None or tc.get("status") == "fail":
                 res[name] = "FAILED"
+                out_text = tc.findtext("system-out") or ""
+                checks = re.findall(r"FAILED:\n((?:  .*\n){1,4})", out_text)
+                failures.append((v, name, [" ".join(c.split()) for c in checks][:3]))
             elif tc.find("skipped") is not None or tc.get("status") in ("notrun", "disabled"):
                 res[name] = "skipped"
             else:
@@ -65,9 +74,7 @@ for v in versions:
         for line in open(rpath):
             for k, val in re.findall(r"(\w+)=(\S+)", line):
                 rep[k] = val
-    log = open(os.path.join(out, f"ctest-{v}.log")).read() if os.path.exists(os.path.join(out, f"ctest-{v}.log")) else ""
-    m = re.search(r"OUTBOXD_IT_PG_VERSION='([^']+)'", log)
-    rep["server"] = m.group(1) if m else "?"
+    rep["server"] = info_server.get(v, "?")
     secs = os.path.join(out, f"seconds-{v}.txt")
     rep["seconds"] = open(secs).read().strip() if os.path.exists(secs) else "?"
     info[v] = rep
@@ -79,6 +86,9 @@ def commit():
     except OSError:
         return "?"
 
+if "it_services_down" in order:
+    order.remove("it_services_down")
+    order.append("it_services_down")
 lines = []
 lines.append("# PostgreSQL compatibility")
 lines.append("")
@@ -108,6 +118,18 @@ for name in order:
 lines.append("")
 lines.append("`skipped`: the scenario needs a newer server (it says which). `it_services_up` and")
 lines.append("`it_services_down` start and stop the services for the others.")
+if failures:
+    lines.append("")
+    lines.append("## Failures in this run")
+    lines.append("")
+    lines.append("The check that failed, as Catch2 printed it (full output in the run's JUnit file):")
+    lines.append("")
+    for v, name, checks in failures:
+        lines.append(f"- PostgreSQL {v}, `{name}`: " + ("; ".join(f"`{c}`" for c in checks) or "see the log"))
+notes = os.environ.get("MATRIX_NOTES", "")
+if notes and os.path.exists(notes):
+    lines.append("")
+    lines.append(open(notes).read().rstrip())
 with open(doc, "w") as f:
     f.write("\n".join(lines) + "\n")
 print(f"matrix: wrote {doc}")

@@ -78,7 +78,7 @@ as_pg "$bindir/pg_ctl" -D "$pgdata" -l "$dir/postgres.log" -w -t 60 start >/dev/
 cat >"$dir/env.sh" <<ENV
 export OUTBOXD_IT_DIR='$dir'
 export OUTBOXD_IT_PG_BINDIR='$bindir'
-export OUTBOXD_IT_PG_VERSION='$("$bindir/postgres" --version | sed 's/.* //')'
+export OUTBOXD_IT_PG_VERSION='$("$bindir/postgres" --version | sed -E 's/^[^0-9]*([0-9][0-9.]*).*/\1/')'
 export OUTBOXD_IT_PGDATA='$pgdata'
 export OUTBOXD_IT_PG_PORT=$pgport
 export OUTBOXD_IT_PG_DSN='host=127.0.0.1 port=$pgport user=postgres dbname=postgres'
