@@ -113,3 +113,54 @@ TEST_CASE("idle_slot_invalidation_names_idle_replication_slot_timeout", "[integr
                                 Catch::Contains("inactive since 20") && Catch::Contains("pg_drop_replication_slot"));
     CHECK_THAT(again.log(), !Catch::Contains("raise max_slot_wal_keep_size"));
 }
+
+TEST_CASE("failover_slot_is_created_on_17_and_refused_before", "[integration][versions]") {
+    auto db = Database::create("it_failover");
+    Pg pg(db.dsn);
+    const int version = serverVersionNum(pg);
+    auto withFailover = [&](bool on) {
+        std::string yaml = relayConfig(db, "it_failover");
+        const std::string anchor = "    publication: it_failover\n";
+        yaml.replace(yaml.find(anchor), anchor.size(), anchor + (on ? "    failover: true\n" : "    failover: false\n"));
+        return yaml;
+    };
+
+    if (version < 170000) {
+        // GIVEN a server without failover slots, WHEN outboxd starts with failover: true,
+        // THEN it exits 1 naming the server's version, and creates no slot
+        Daemon daemon("it_failover_old", withFailover(true));
+        daemon.start();
+        auto code = daemon.waitExit(60s);
+        INFO(daemon.log());
+        REQUIRE(code.has_value());
+        CHECK(*code == 1);
+        CHECK_THAT(daemon.log(), Catch::Contains(fmt::format("PostgreSQL {} has no failover slots", version / 10000)) &&
+                                     Catch::Contains("new in PostgreSQL 17"));
+        CHECK_FALSE(pg.scalar(fmt::format("SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}'", db.name)));
+        return;
+    }
+
+    // GIVEN PostgreSQL 17 or later, WHEN outboxd starts with failover: true
+    {
+        Daemon daemon("it_failover", withFailover(true));
+        daemon.start();
+        waitStreaming(pg, db.name, daemon);
+        // THEN the slot it created is a failover slot, and events flow
+        CHECK(pg.scalar(fmt::format("SELECT failover FROM pg_replication_slots WHERE slot_name = '{}'", db.name)) ==
+              std::optional<std::string>("t"));
+        writeEvents(pg, 0, 10, 2);
+        KafkaReader reader(topicsFor("it_failover"));
+        awaitAll(reader, "it_failover", 0, 10, 60s);
+        CHECK(daemon.terminate() == 0);
+    }
+
+    // WHEN outboxd starts on that slot with failover: false, THEN it exits 1 saying how to agree
+    Daemon other("it_failover_off", withFailover(false));
+    other.start();
+    auto code = other.waitExit(60s);
+    INFO(other.log());
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    CHECK_THAT(other.log(), Catch::Contains("has failover = true, but source.postgres.failover is false") &&
+                                Catch::Contains("ALTER_REPLICATION_SLOT"));
+}

@@ -90,3 +90,12 @@ TEST_CASE("an invalidated slot is described by the newest column the server has"
                    Catch::Contains("invalidation_reason = some_new_reason") && Catch::Contains("pg_drop_replication_slot"));
     }
 }
+
+TEST_CASE("failover slots from PostgreSQL 17 on, and the major version for messages", "[server_version]") {
+    CHECK_FALSE(hasFailoverSlots(160006));
+    CHECK(hasFailoverSlots(170000));
+    CHECK(hasFailoverSlots(180001));
+    CHECK(majorVersionName(140015) == "14");
+    CHECK(majorVersionName(180001) == "18");
+    CHECK(majorVersionName(90624) == "9.6");
+}

@@ -100,7 +100,8 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
                                config_.postgres.create_slot && allow_create_slot,
                                config_.postgres.create_publication,
                                config_.outbox.tables,
-                               4};
+                               4,
+                               config_.postgres.failover};
     metrics_.setConnecting(true);
     auto stream = cdc::ReplicationStream::open(options);
     metrics_.setConnecting(false);

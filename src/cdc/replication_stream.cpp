@@ -144,6 +144,14 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                                                  info.server_version)});
     }
 
+    if (options.failover && !hasFailoverSlots(info.server_version)) {
+        return std::unexpected(Error{
+            ErrorKind::SourceUnsupported,
+            fmt::format("source.postgres.failover is true, but PostgreSQL {} has no failover slots (they are new in "
+                        "PostgreSQL 17); set failover: false, or upgrade the server",
+                        majorVersionName(info.server_version))});
+    }
+
     auto ident = impl->exec("IDENTIFY_SYSTEM", PGRES_TUPLES_OK, ErrorKind::SourceConnect, "IDENTIFY_SYSTEM");
     if (!ident) return std::unexpected(ident.error());
     if (PQntuples(ident->get()) != 1 || PQnfields(ident->get()) < 4) {
@@ -284,9 +292,10 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     const std::string slot_lit = impl->literal(options.slot);
     const std::string slot_ident = impl->identifier(options.slot);
     const std::string slot_query =
-        fmt::format("SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn, {} FROM "
+        fmt::format("SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn, {}, {} FROM "
                     "pg_catalog.pg_replication_slots WHERE slot_name = {}",
-                    slotStateColumns(info.server_version), slot_lit);
+                    slotStateColumns(info.server_version),
+                    hasFailoverSlots(info.server_version) ? "failover" : "NULL::boolean", slot_lit);
     auto slot = impl->exec(slot_query, PGRES_TUPLES_OK, ErrorKind::SourceConnect, "looking up the slot");
     if (!slot) return std::unexpected(slot.error());
     if (PQntuples(slot->get()) == 0) {
@@ -297,7 +306,8 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                             "with SELECT pg_create_logical_replication_slot({}, 'pgoutput'), or allow outboxd to",
                             options.slot, slot_lit)});
         }
-        auto created = impl->exec("CREATE_REPLICATION_SLOT " + slot_ident + " LOGICAL pgoutput NOEXPORT_SNAPSHOT",
+        auto created = impl->exec("CREATE_REPLICATION_SLOT " + slot_ident + " LOGICAL pgoutput " +
+                                      (options.failover ? "(SNAPSHOT 'nothing', FAILOVER true)" : "NOEXPORT_SNAPSHOT"),
                                   PGRES_TUPLES_OK, ErrorKind::SourceUnsupported, "CREATE_REPLICATION_SLOT");
         if (!created) return std::unexpected(created.error());
         info.slot_created = true;
@@ -332,6 +342,16 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
         inval.inactive_since = text(8);
         if (isInvalidated(inval)) {
             return std::unexpected(Error{ErrorKind::SlotInvalidated, invalidationMessage(options.slot, inval)});
+        }
+        if (auto failover = text(5 + kSlotStateColumnCount); failover && (*failover == "t") != options.failover) {
+            return std::unexpected(Error{
+                ErrorKind::SlotMismatch,
+                fmt::format("replication slot '{}' has failover = {}, but source.postgres.failover is {}; make them "
+                            "agree: set failover: {}, or change the slot on a replication connection (psql "
+                            "\"dbname=... replication=database\" -c 'ALTER_REPLICATION_SLOT {} (FAILOVER {})') while "
+                            "no relay streams from it",
+                            options.slot, *failover == "t" ? "true" : "false", options.failover ? "true" : "false",
+                            *failover == "t" ? "true" : "false", slot_ident, options.failover ? "true" : "false")});
         }
         if (!PQgetisnull(r, 0, 3)) {
             return std::unexpected(Error{ErrorKind::SlotInUse,

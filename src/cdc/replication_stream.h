@@ -31,6 +31,7 @@ struct StreamOptions {
     bool create_publication = true;
     std::vector<config::TableName> tables;
     int max_proto_version = 4;  // highest pgoutput protocol version the decoder handles
+    bool failover = false;      // the slot is (created as) a failover slot (PostgreSQL 17+)
 };
 
 // What open() learned about the server and the slot.

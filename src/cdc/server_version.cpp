@@ -19,6 +19,13 @@ int sharedProtocol(int server_version, int decoder_max) {
 
 bool sendsMessages(int server_version) { return server_version >= 140000; }
 
+bool hasFailoverSlots(int server_version) { return server_version >= 170000; }
+
+std::string majorVersionName(int server_version) {
+    if (server_version >= 100000) return std::to_string(server_version / 10000);
+    return fmt::format("{}.{}", server_version / 10000, server_version / 100 % 100);
+}
+
 std::string slotStateColumns(int server_version) {
     return fmt::format(
         "{}, {}, {}, {}", server_version >= 130000 ? "wal_status" : "NULL::text",

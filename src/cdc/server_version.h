@@ -21,6 +21,12 @@ namespace outboxd::cdc {
 // pgoutput sends pg_logical_emit_message() messages when asked (option messages, 14+).
 [[nodiscard]] bool sendsMessages(int server_version);
 
+// Failover slots (CREATE_REPLICATION_SLOT ... (FAILOVER), pg_replication_slots.failover): 17+.
+[[nodiscard]] bool hasFailoverSlots(int server_version);
+
+// The major version for messages: 170002 -> 17, 90624 -> 9.6.
+[[nodiscard]] std::string majorVersionName(int server_version);
+
 // The pg_replication_slots columns outboxd reads beyond the PostgreSQL 10 ones, as SELECT list
 // items in a fixed order, NULL where the server lacks the column, so that the same column
 // indexes hold on every version: wal_status (13+), conflicting (16+), invalidation_reason and

@@ -29,9 +29,9 @@ constexpr std::size_t kMaxTopicBytes = 249;
 
 constexpr std::array<std::string_view, 5> kRootKeys{"source", "routing", "sink", "metrics", "log"};
 constexpr std::array<std::string_view, 2> kSourceKeys{"postgres", "outbox"};
-constexpr std::array<std::string_view, 8> kPostgresKeys{
+constexpr std::array<std::string_view, 9> kPostgresKeys{
     "dsn",      "slot", "publication", "create_slot", "create_publication", "status_interval_ms",
-    "heartbeat_interval_ms", "slot_check_interval_ms"};
+    "heartbeat_interval_ms", "slot_check_interval_ms", "failover"};
 constexpr std::array<std::string_view, 2> kOutboxKeys{"tables", "columns"};
 constexpr std::array<std::string_view, 6> kColumnKeys{"id",   "aggregate_type", "aggregate_id",
                                                       "type", "payload",        "timestamp"};
@@ -43,7 +43,7 @@ constexpr std::array<std::string_view, 1> kMetricsKeys{"listen"};
 constexpr std::array<std::string_view, 2> kLogKeys{"level", "format"};
 
 // Every leaf key, so that a key written at the wrong level can be pointed to its place.
-constexpr std::array<std::string_view, 24> kAllLeafPaths{
+constexpr std::array<std::string_view, 25> kAllLeafPaths{
     "source.postgres.dsn",
     "source.postgres.slot",
     "source.postgres.publication",
@@ -52,6 +52,7 @@ constexpr std::array<std::string_view, 24> kAllLeafPaths{
     "source.postgres.status_interval_ms",
     "source.postgres.heartbeat_interval_ms",
     "source.postgres.slot_check_interval_ms",
+    "source.postgres.failover",
     "source.outbox.tables",
     "source.outbox.columns",
     "source.outbox.columns.id",
@@ -552,6 +553,9 @@ void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
     }
     if (auto v = r.boolean(pg, "create_publication")) {
         out.create_publication = *v;
+    }
+    if (auto v = r.boolean(pg, "failover")) {
+        out.failover = *v;
     }
     if (auto v = r.integer(pg, "status_interval_ms", 100, 60000)) {
         out.status_interval = std::chrono::milliseconds{*v};
