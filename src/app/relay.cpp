@@ -127,7 +127,8 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
                                config_.outbox.tables,
                                4,
                                relay_.accept_slot_loss_,
-                               requiredColumns(config_)};
+                               requiredColumns(config_),
+                               config_.postgres.failover};
     metrics_.setConnecting(true);
     auto stream = cdc::ReplicationStream::open(options);
     metrics_.setConnecting(false);

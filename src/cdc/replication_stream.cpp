@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cdc/source_checks.h"
+#include "cdc/server_version.h"
 
 namespace outboxd::cdc {
 
@@ -221,6 +222,14 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                                                  info.server_version)});
     }
 
+    if (options.failover && !hasFailoverSlots(info.server_version)) {
+        return std::unexpected(Error{
+            ErrorKind::SourceUnsupported,
+            fmt::format("source.postgres.failover is true, but PostgreSQL {} has no failover slots (they are new in "
+                        "PostgreSQL 17); set failover: false, or upgrade the server",
+                        majorVersionName(info.server_version))});
+    }
+
     auto ident = impl->exec("IDENTIFY_SYSTEM", PGRES_TUPLES_OK, ErrorKind::SourceConnect, "IDENTIFY_SYSTEM");
     if (!ident) return std::unexpected(ident.error());
     if (PQntuples(ident->get()) != 1 || PQnfields(ident->get()) < 4) {
@@ -394,12 +403,12 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     // --- slot ------------------------------------------------------------------------------
     const std::string slot_lit = impl->literal(options.slot);
     const std::string slot_ident = impl->identifier(options.slot);
-    const bool has_wal_status = info.server_version >= 130000;
     const std::string slot_query =
-        fmt::format("SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn, {}, {} FROM "
+        fmt::format("SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn, {}, {}, {} FROM "
                     "pg_catalog.pg_replication_slots WHERE slot_name = {}",
-                    has_wal_status ? "wal_status" : "NULL", info.server_version >= 140000 ? "two_phase" : "false",
-                    slot_lit);
+                    slotStateColumns(info.server_version),
+                    hasFailoverSlots(info.server_version) ? "failover" : "NULL::boolean",
+                    info.server_version >= 140000 ? "two_phase" : "false", slot_lit);
     auto slot = impl->exec(slot_query, PGRES_TUPLES_OK, ErrorKind::SourceConnect, "looking up the slot");
     if (!slot) return std::unexpected(slot.error());
     const auto record = findSlotRecord(pub_comment, options.slot);
@@ -426,7 +435,8 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                             "with SELECT pg_create_logical_replication_slot({}, 'pgoutput'), or allow outboxd to",
                             options.slot, slot_lit)});
         }
-        auto created = impl->exec("CREATE_REPLICATION_SLOT " + slot_ident + " LOGICAL pgoutput NOEXPORT_SNAPSHOT",
+        auto created = impl->exec("CREATE_REPLICATION_SLOT " + slot_ident + " LOGICAL pgoutput " +
+                                      (options.failover ? "(SNAPSHOT 'nothing', FAILOVER true)" : "NOEXPORT_SNAPSHOT"),
                                   PGRES_TUPLES_OK, ErrorKind::SourceUnsupported, "CREATE_REPLICATION_SLOT");
         if (!created) return std::unexpected(created.error());
         info.slot_created = true;
@@ -457,16 +467,29 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                             "logical pgoutput slot on '{}': choose another source.postgres.slot",
                             options.slot, type, plugin, database, dbname)});
         }
-        if (!PQgetisnull(r, 0, 5) && std::string(PQgetvalue(r, 0, 5)) == "lost") {
-            return std::unexpected(Error{
-                ErrorKind::SlotInvalidated,
-                fmt::format("replication slot '{}' is invalidated (wal_status = lost): PostgreSQL removed WAL it "
-                            "still needed, so events committed since its confirmed LSN cannot be read. Drop it "
-                            "(SELECT pg_drop_replication_slot({})), restart outboxd to create a new one, and "
-                            "reconcile consumers from the outbox table; raise max_slot_wal_keep_size to avoid this",
-                            options.slot, slot_lit)});
+        auto text = [r](int col) -> std::optional<std::string> {
+            if (PQgetisnull(r, 0, col)) return std::nullopt;
+            return std::string(PQgetvalue(r, 0, col));
+        };
+        SlotInvalidation inval;
+        inval.wal_status = text(5).value_or("");
+        if (auto c = text(6)) inval.conflicting = *c == "t";
+        inval.invalidation_reason = text(7);
+        inval.inactive_since = text(8);
+        if (isInvalidated(inval)) {
+            return std::unexpected(Error{ErrorKind::SlotInvalidated, invalidationMessage(options.slot, inval)});
         }
-        if (!PQgetisnull(r, 0, 6) && std::string(PQgetvalue(r, 0, 6)) == "t") {
+        if (auto failover = text(5 + kSlotStateColumnCount); failover && (*failover == "t") != options.failover) {
+            return std::unexpected(Error{
+                ErrorKind::SlotMismatch,
+                fmt::format("replication slot '{}' has failover = {}, but source.postgres.failover is {}; make them "
+                            "agree: set failover: {}, or change the slot on a replication connection (psql "
+                            "\"dbname=... replication=database\" -c 'ALTER_REPLICATION_SLOT {} (FAILOVER {})') while "
+                            "no relay streams from it",
+                            options.slot, *failover == "t" ? "true" : "false", options.failover ? "true" : "false",
+                            *failover == "t" ? "true" : "false", slot_ident, options.failover ? "true" : "false")});
+        }
+        if (auto two_phase = text(6 + kSlotStateColumnCount); two_phase && *two_phase == "t") {
             return std::unexpected(Error{
                 ErrorKind::SlotMismatch,
                 fmt::format("replication slot '{}' was created with two_phase, so PostgreSQL would send prepared "
@@ -489,12 +512,8 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     recordSlot(*impl, options, pub_ident, pub_comment, info.start_lsn);
 
     // --- start streaming -------------------------------------------------------------------
-    int server_proto = info.server_version >= 160000 ? 4
-                       : info.server_version >= 150000 ? 3
-                       : info.server_version >= 140000 ? 2
-                                                       : 1;
-    info.proto_version = std::min(server_proto, options.max_proto_version);
-    info.messages = info.server_version >= 140000;
+    info.proto_version = sharedProtocol(info.server_version, options.max_proto_version);
+    info.messages = sendsMessages(info.server_version);
     std::string pubnames = impl->identifier(options.publication);
     std::string start = fmt::format("START_REPLICATION SLOT {} LOGICAL 0/0 (proto_version '{}', publication_names {}{})",
                                     slot_ident, info.proto_version, impl->literal(pubnames),

@@ -40,6 +40,7 @@ struct StreamOptions {
         std::string column;
     };
     std::vector<RequiredColumn> required_columns;
+    bool failover = false;      // the slot is (created as) a failover slot (PostgreSQL 17+)
 };
 
 // What open() learned about the server and the slot.

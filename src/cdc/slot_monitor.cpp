@@ -53,6 +53,7 @@ void SlotMonitor::stop() {
 void SlotMonitor::run() {
     Conn c;
     bool warned = false;
+    std::string reported_invalidation;
     auto next_check = Clock::now();
     auto next_beat = Clock::now() + options_.heartbeat_interval;
     const bool checks = options_.check_interval.count() > 0;
@@ -86,11 +87,12 @@ void SlotMonitor::run() {
     auto check = [&] {
         if (!connect()) return;
         const char* params[] = {options_.slot.c_str()};
-        const bool pg13 = PQserverVersion(c.conn) >= 130000;
+        const int version = PQserverVersion(c.conn);
+        const bool pg13 = version >= 130000;
         std::string sql = fmt::format(
-            "SELECT active, {}, {}, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint "
+            "SELECT active, {}, {}, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, {} "
             "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-            pg13 ? "wal_status" : "''", pg13 ? "safe_wal_size" : "NULL::bigint");
+            pg13 ? "wal_status" : "''", pg13 ? "safe_wal_size" : "NULL::bigint", slotStateColumns(version));
         PGresult* r = PQexecParams(c.conn, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             spdlog::warn("slot monitor: reading pg_replication_slots failed: {}", trimmed(PQresultErrorMessage(r)));
@@ -105,8 +107,23 @@ void SlotMonitor::run() {
             state.wal_status = PQgetisnull(r, 0, 1) ? "" : PQgetvalue(r, 0, 1);
             if (!PQgetisnull(r, 0, 2)) state.safe_wal_size = std::stoll(PQgetvalue(r, 0, 2));
             if (!PQgetisnull(r, 0, 3)) state.retained_bytes = static_cast<std::uint64_t>(std::max(0LL, std::stoll(PQgetvalue(r, 0, 3))));
+            auto text = [r](int col) -> std::optional<std::string> {
+                if (PQgetisnull(r, 0, col)) return std::nullopt;
+                return std::string(PQgetvalue(r, 0, col));
+            };
+            state.invalidation.wal_status = state.wal_status;
+            if (auto v = text(5)) state.invalidation.conflicting = *v == "t";
+            state.invalidation.invalidation_reason = text(6);
+            state.invalidation.inactive_since = text(7);
         }
         PQclear(r);
+        if (state.exists && isInvalidated(state.invalidation)) {
+            std::string message = invalidationMessage(options_.slot, state.invalidation);
+            if (message != reported_invalidation) spdlog::error("slot monitor: {}", message);
+            reported_invalidation = std::move(message);
+        } else {
+            reported_invalidation.clear();
+        }
         on_state_(state);
     };
 

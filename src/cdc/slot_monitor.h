@@ -2,7 +2,8 @@
 // Watches the replication slot from a separate, ordinary connection: reads its state from
 // pg_replication_slots on a timer (retained WAL, wal_status, safe_wal_size), and, when asked,
 // writes a heartbeat (a non-transactional logical decoding message) so the slot shows progress
-// where the server sends no keepalive for long.
+// where the server sends no keepalive for long. When PostgreSQL invalidates the slot, it logs why
+// once (invalidation_reason on 17+, conflicting on 16), before the stream itself fails.
 //
 // Owns one PGconn (not a replication connection) and one thread; start() launches it, the
 // destructor stops and joins it. Reports go to the callbacks, on the monitor's thread. A lost
@@ -17,6 +18,8 @@
 #include <string>
 #include <thread>
 
+#include "cdc/server_version.h"
+
 namespace outboxd::cdc {
 
 struct SlotState {
@@ -25,6 +28,7 @@ struct SlotState {
     std::string wal_status;                  // reserved, extended, unreserved, lost ("" before PG13)
     std::optional<std::int64_t> safe_wal_size;  // NULL when max_slot_wal_keep_size = -1
     std::uint64_t retained_bytes = 0;        // pg_current_wal_lsn() - restart_lsn
+    SlotInvalidation invalidation;           // wal_status again, conflicting (16+), reason (17+)
 };
 
 struct SlotMonitorOptions {

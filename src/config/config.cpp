@@ -615,6 +615,9 @@ void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
     if (auto v = r.boolean(pg, "create_publication")) {
         out.create_publication = *v;
     }
+    if (auto v = r.boolean(pg, "failover")) {
+        out.failover = *v;
+    }
     if (auto v = r.integer(pg, "status_interval_ms")) {
         out.status_interval = std::chrono::milliseconds{*v};
     }

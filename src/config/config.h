@@ -27,6 +27,8 @@ struct PostgresConfig {
     std::string publication = "outboxd";
     bool create_slot = true;
     bool create_publication = true;
+    // The slot is a failover slot (PostgreSQL 17+): created with FAILOVER, checked at connect.
+    bool failover = false;
     // How often a standby status update is sent when nothing else asks for one.
     std::chrono::milliseconds status_interval{1000};
     // Optional heartbeat: pg_logical_emit_message(false, 'outboxd.heartbeat', '') on a separate

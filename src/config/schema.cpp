@@ -35,6 +35,8 @@ constexpr std::array kKeys{
     Key{.path = "source.postgres.slot_check_interval_ms", .type = Type::Integer, .default_yaml = "10000",
         .min = 0, .max = kHour,
         .doc = "Interval of the slot state reads for the metrics; 0 disables them."},
+    Key{.path = "source.postgres.failover", .type = Type::Bool, .default_yaml = "false",
+        .doc = "Create the slot as a failover slot (PostgreSQL 17 and later); an existing slot must agree."},
     Key{.path = "source.outbox", .type = Type::Section, .doc = "The outbox tables and their columns."},
     Key{.path = "source.outbox.tables", .type = Type::StringList, .default_yaml = "[public.outbox]",
         .doc = "The outbox tables, \"schema.table\" or \"table\" (schema public)."},

@@ -7,12 +7,27 @@
 # pgoutput message under tests/data/pgoutput/. Re-running rewrites the files; LSNs, xids and
 # timestamps change from run to run, the structure does not.
 #
-# Usage: tests/data/capture-golden.sh [PG_BINDIR]   (default /usr/lib/postgresql/15/bin)
+# From PostgreSQL 16 on it also reads the streamed transactions with protocol 4 and streaming
+# 'parallel' (Stream Abort then carries the abort LSN and time) and checks that protocol 4
+# without streaming sends the same bytes as protocol 1.
+#
+# Usage: tests/data/capture-golden.sh [PG_BINDIR | MAJOR]
+#   default /usr/lib/postgresql/15/bin, written to tests/data/pgoutput/; MAJOR (14..18) takes the
+#   server integration-tests/env/lib.sh starts for OUTBOXD_PG_VERSION=MAJOR (fetched once).
+#   Servers other than 15 are written to tests/data/pgoutput/pgMAJOR/.
 set -euo pipefail
 
-PG_BINDIR=${1:-/usr/lib/postgresql/15/bin}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-OUT="$HERE/pgoutput"
+PG_BINDIR=${1:-/usr/lib/postgresql/15/bin}
+if [[ "$PG_BINDIR" =~ ^[0-9]+$ ]]; then
+    . "$HERE/../../integration-tests/env/lib.sh"
+    PG_BINDIR=$(OUTBOXD_PG_VERSION=$PG_BINDIR pg_bindir)
+fi
+MAJOR=$("$PG_BINDIR/postgres" --version | sed -E 's/.* ([0-9]+)[.].*/\1/')
+if [ "$MAJOR" = 15 ]; then OUT="$HERE/pgoutput"; else OUT="$HERE/pgoutput/pg$MAJOR"; fi
+# The builds fetched from Maven Central have no psql: Debian's 15 speaks to newer servers.
+PSQL="$PG_BINDIR/psql"
+[ -x "$PSQL" ] || PSQL=/usr/lib/postgresql/15/bin/psql
 
 as_pg() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -62,7 +77,7 @@ EOF
 as_pg "$PG_BINDIR/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w start >/dev/null
 
 psql_() {
-    as_pg "$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP" -p "$PORT" -U postgres -d postgres "$@"
+    as_pg "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "$TMP" -p "$PORT" -U postgres -d postgres "$@"
 }
 
 # --- scenario -----------------------------------------------------------------------------
@@ -120,6 +135,9 @@ SELECT pg_replication_origin_session_reset();
 SQL
 MAIN_END=$(psql_ -A -t -c "SELECT pg_current_wal_lsn()")
 psql_ -c "SELECT 'init' FROM pg_create_logical_replication_slot('slot_stream', 'pgoutput')" >/dev/null
+if [ "$MAJOR" -ge 16 ]; then
+    psql_ -c "SELECT 'init' FROM pg_create_logical_replication_slot('slot_parallel', 'pgoutput')" >/dev/null
+fi
 
 # Large transactions, streamed once they pass logical_decoding_work_mem (64kB).
 psql_ <<'SQL'
@@ -135,9 +153,18 @@ SAVEPOINT sp;
 INSERT INTO bulk SELECT g, repeat('w', 200) FROM generate_series(30001, 30010) g;
 ROLLBACK TO SAVEPOINT sp;
 COMMIT;
+BEGIN;
+INSERT INTO bulk SELECT g, repeat('s', 200) FROM generate_series(50001, 50010) g;
+SAVEPOINT big;
+INSERT INTO bulk SELECT g, repeat('t', 200) FROM generate_series(60001, 62000) g;
+ROLLBACK TO SAVEPOINT big;
+INSERT INTO bulk VALUES (70001, 'after the savepoint');
+COMMIT;
 SQL
 STREAM_END=$(psql_ -A -t -c "SELECT pg_current_wal_lsn()")
-psql_ -c "SELECT 'init' FROM pg_create_logical_replication_slot('slot_2pc', 'pgoutput', false, true)" >/dev/null
+if [ "$MAJOR" -ge 15 ]; then
+    psql_ -c "SELECT 'init' FROM pg_create_logical_replication_slot('slot_2pc', 'pgoutput', false, true)" >/dev/null
+fi
 
 # Two-phase commit: one small prepared transaction committed, one rolled back, one large one
 # (streamed, then prepared).
@@ -182,12 +209,22 @@ peek slot "'$MAIN_END'" proto_version 1 publication_names pub messages true >"$T
 peek slot "'$MAIN_END'" proto_version 1 publication_names pub messages true binary true >"$TMP/v1-binary.txt"
 peek slot "'$MAIN_END'" proto_version 2 publication_names pub messages true >"$TMP/v2.txt"
 peek slot_stream "'$STREAM_END'" proto_version 2 publication_names pub messages true streaming on >"$TMP/v2-stream.txt"
-peek slot_2pc NULL proto_version 3 publication_names pub messages true two_phase on streaming on >"$TMP/v3-2pc.txt"
+# Two-phase decoding through pgoutput needs protocol 3 (PostgreSQL 15+).
+if [ "$MAJOR" -ge 15 ]; then
+    peek slot_2pc NULL proto_version 3 publication_names pub messages true two_phase on streaming on >"$TMP/v3-2pc.txt"
+fi
+: >"$TMP/v4.txt"
+: >"$TMP/v4-parallel.txt"
+if [ "$MAJOR" -ge 16 ]; then
+    peek slot "'$MAIN_END'" proto_version 4 publication_names pub messages true >"$TMP/v4.txt"
+    peek slot_parallel "'$STREAM_END'" proto_version 4 publication_names pub messages true streaming parallel \
+        >"$TMP/v4-parallel.txt"
+fi
 
-python3 - "$TMP" "$OUT" <<'PY'
+python3 - "$TMP" "$OUT" "$MAJOR" <<'PY'
 import sys, os, collections
 
-tmp, out = sys.argv[1], sys.argv[2]
+tmp, out, major = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 def rows(name):
     with open(os.path.join(tmp, name)) as f:
@@ -199,6 +236,21 @@ def rows(name):
 
 manifest = []
 
+# PostgreSQL 14 sends Begin and Commit for a transaction without published changes (15 skips
+# them): set them apart, so that the main scenario's sequence is the same on every server.
+empty_pairs = []
+def main_rows(name):
+    data = list(rows(name))
+    out, i = [], 0
+    while i < len(data):
+        if (i + 1 < len(data) and data[i][2].startswith('42') and data[i + 1][2].startswith('43')):
+            empty_pairs.append((data[i], data[i + 1]))
+            i += 2
+            continue
+        out.append(data[i])
+        i += 1
+    return out
+
 def save(fname, lsn, xid, hexdata, what):
     with open(os.path.join(out, fname), 'w') as f:
         f.write(hexdata + '\n')
@@ -206,7 +258,7 @@ def save(fname, lsn, xid, hexdata, what):
 
 # Version 1 and 2: name each message by its order within the scenario.
 def capture_main(src, prefix, names):
-    data = list(rows(src))
+    data = main_rows(src)
     if len(data) != len(names):
         raise SystemExit(f"{src}: expected {len(names)} messages, got {len(data)}: "
                          + ' '.join(chr(int(h[:2], 16)) for _, _, h in data))
@@ -247,20 +299,36 @@ def check_kinds(data, expected, src):
         raise SystemExit(f"{src}: unexpected message sequence {got}, expected {expected}")
 
 seq_main = 'BRIICBUCBUCBDCBRTCBMRICMBRICBYRICBUCBDCBOIC'
-v1 = list(rows('v1.txt'))
+v1 = main_rows('v1.txt')
 check_kinds(v1, seq_main, 'v1')
+empty_pairs.clear()
 capture_main('v1.txt', 'v1', main_names)
+if empty_pairs:
+    if major >= 15:
+        raise SystemExit(f'v1: {len(empty_pairs)} empty transactions sent; PostgreSQL 15+ skips them')
+    (b_lsn, b_xid, b_h), (c_lsn, c_xid, c_h) = empty_pairs[0]
+    save('v1-begin-empty.hex', b_lsn, b_xid, b_h, 'begin of a transaction without published changes')
+    save('v1-commit-empty.hex', c_lsn, c_xid, c_h, 'commit of a transaction without published changes')
+    print(f'v1: {len(empty_pairs)} empty transactions (PostgreSQL {major} sends them)', file=sys.stderr)
 
-v1b = list(rows('v1-binary.txt'))
+v1b = main_rows('v1-binary.txt')
 check_kinds(v1b, seq_main, 'v1-binary')
 save('v1-binary-insert.hex', *v1b[2], 'insert, binary values')
 save('v1-binary-insert-null.hex', *v1b[3], 'insert with NULL, binary values')
 save('v1-binary-insert-person.hex', *v1b[31], 'insert person (int, text, enum, external text), binary values')
 
-v2 = list(rows('v2.txt'))
+v2 = main_rows('v2.txt')
 check_kinds(v2, seq_main, 'v2')
 if [h for _, _, h in v2] != [h for _, _, h in v1]:
     raise SystemExit('v2 without streaming differs from v1; capture it')
+if major >= 16:
+    v4 = main_rows('v4.txt')
+    if [h for _, _, h in v4] != [h for _, _, h in v1]:
+        raise SystemExit('v4 without streaming differs from v1; capture it')
+
+# Stream Abort of the whole transaction (xid = subxid) or of one subtransaction (a savepoint).
+def abort_kind(h):
+    return 'txn' if h[2:10] == h[10:18] else 'subxact'
 
 # Streaming: keep the first messages of each stream block and the stream ends.
 st = list(rows('v2-stream.txt'))
@@ -280,14 +348,14 @@ for (lsn, xid, h), k in zip(st, kinds):
     elif k == 'c':
         save(f"v2-stream-commit-{n}.hex", lsn, xid, h, 'stream commit')
     elif k == 'A':
-        save(f"v2-stream-abort-{n}.hex", lsn, xid, h, 'stream abort')
+        save(f"v2-stream-abort-{abort_kind(h)}.hex", lsn, xid, h, 'stream abort')
     elif k == 'M':
         save(f"v2-stream-message-{n}.hex", lsn, xid, h, 'message')
     elif k in 'BC':
         save(f"v2-stream-{'begin' if k == 'B' else 'commit'}-{n}.hex", lsn, xid, h, 'unstreamed txn')
 print('v2-stream kinds:', ''.join(k for k in kinds if k not in 'I'), file=sys.stderr)
 
-tp = list(rows('v3-2pc.txt'))
+tp = list(rows('v3-2pc.txt')) if major >= 15 else []
 kinds = [chr(int(h[:2], 16)) for _, _, h in tp]
 names = {'b': 'begin-prepare', 'P': 'prepare', 'K': 'commit-prepared', 'r': 'rollback-prepared',
          'p': 'stream-prepare', 'S': 'stream-start', 'E': 'stream-stop'}
@@ -297,7 +365,25 @@ for (lsn, xid, h), k in zip(tp, kinds):
         counts[k] += 1
         if counts[k] <= 2:
             save(f"v3-{names[k]}-{counts[k]}.hex", lsn, xid, h, names[k])
-print('v3-2pc kinds:', ''.join(k for k in kinds if k not in 'I'), file=sys.stderr)
+if major >= 15: print('v3-2pc kinds:', ''.join(k for k in kinds if k not in 'I'), file=sys.stderr)
+
+# Protocol 4, streaming 'parallel' (PostgreSQL 16+): Stream Abort carries the abort LSN and time.
+if major >= 16:
+    par = list(rows('v4-parallel.txt'))
+    kinds = [chr(int(h[:2], 16)) for _, _, h in par]
+    counts = collections.Counter()
+    for (lsn, xid, h), k in zip(par, kinds):
+        counts[k] += 1
+        n = counts[k]
+        if k == 'A':
+            save(f"v4-stream-abort-{abort_kind(h)}.hex", lsn, xid, h, 'stream abort, streaming parallel')
+        elif k == 'c':
+            save(f"v4-stream-commit-{n}.hex", lsn, xid, h, 'stream commit, streaming parallel')
+        elif k == 'S' and n == 1:
+            save("v4-stream-start-1.hex", lsn, xid, h, 'stream start, streaming parallel')
+    print('v4-parallel kinds:', ''.join(k for k in kinds if k not in 'I'), file=sys.stderr)
+    if not os.path.exists(os.path.join(out, 'v4-stream-abort-subxact.hex')):
+        raise SystemExit('v4-parallel: expected a Stream Abort for the rolled-back savepoint')
 
 with open(os.path.join(out, 'MANIFEST.txt'), 'w') as f:
     f.write('# file  lsn  xid  what (lsn and xid as returned by pg_logical_slot_peek_binary_changes)\n')
