@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/logging.h"
+#include "app/payload_set.h"
 #include "app/relay.h"
 #include "cdc/replication_stream.h"
 #include "cdc/slot_monitor.h"
@@ -24,8 +25,10 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 
 void onSignal(int) { g_stop.store(true); }
+void onHangup(int) { g_reload.store(true); }
 
 constexpr std::string_view kUsage = R"(usage: outboxd [--config FILE] [--check-config]
        outboxd --version | --help
@@ -92,6 +95,11 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "{}: {}\n", config_path, *invalid);
         return 2;
     }
+    auto payloads = outboxd::app::PayloadSet::load(*loaded, config_path);
+    if (!payloads) {
+        fmt::print(stderr, "{}\n", payloads.error());
+        return 2;
+    }
     if (check_only) {
         fmt::print("ok\n");
         return 0;
@@ -104,6 +112,10 @@ int main(int argc, char** argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
+    struct sigaction hup {};
+    hup.sa_handler = onHangup;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
     outboxd::metrics::Metrics metrics;
@@ -128,6 +140,7 @@ int main(int argc, char** argv) {
         [&metrics](bool ok) { metrics.heartbeat(ok); });
     monitor.start();
     outboxd::app::Relay relay(config, metrics, g_stop);
+    relay.setPayloadSet(payloads->get(), &g_reload);
     int code = relay.run();
     monitor.stop();
     http.stop();

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/payload_set.h"
 #include "app/pipeline.h"
 #include "cdc/replication_stream.h"
 #include "cdc/wire/copy_data.h"
@@ -74,6 +75,8 @@ private:
     std::expected<void, Error> sendStatus();
     std::expected<void, Error> maybeSendStatus();
     void updateGauges();
+    // Between rows: a SIGHUP or a changed descriptor set file swaps the typed-payload set.
+    void maybeReloadPayloads();
     // Waits up to `timeout` for deliveries to drain, then confirms what was delivered.
     void drainAndConfirm(std::chrono::milliseconds timeout);
 
@@ -108,6 +111,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
     stream_ = std::move(*stream);
     const auto& info = stream_->info();
     pipeline_ = std::make_unique<Pipeline>(config_, *sink_, metrics_, info.proto_version, info.start_lsn);
+    pipeline_->setTypedPayloads(relay_.payloads_ != nullptr ? relay_.payloads_->current() : nullptr);
     last_sent_confirmed_ = info.start_lsn;
     streamed = true;
     metrics_.setStreaming(true);
@@ -147,6 +151,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
         }
         if (auto ok = maybeSendStatus(); !ok) return std::unexpected(ok.error());
         updateGauges();
+        maybeReloadPayloads();
         if (silence_limit.count() > 0 && Clock::now() - last_heard > silence_limit) {
             return std::unexpected(Error{
                 ErrorKind::SourceStream,
@@ -191,6 +196,15 @@ std::expected<void, Error> Relay::Session::sendStatus() {
     last_status_sent_ = Clock::now();
     metrics_.setConfirmed(confirmed.value());
     return {};
+}
+
+void Relay::Session::maybeReloadPayloads() {
+    const bool forced = relay_.reload_requested_ != nullptr && relay_.reload_requested_->exchange(false);
+    if (relay_.payloads_ == nullptr || relay_.payloads_->current() == nullptr) {
+        if (forced) spdlog::info("SIGHUP: nothing to reload (no payload.protobuf.descriptor_set)");
+        return;
+    }
+    if (relay_.payloads_->maybeReload(forced, metrics_)) pipeline_->setTypedPayloads(relay_.payloads_->current());
 }
 
 void Relay::Session::updateGauges() {
