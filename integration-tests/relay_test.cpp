@@ -210,19 +210,16 @@ TEST_CASE("mapped_column_missing_stops_with_a_clear_message", "[integration]") {
     Pg pg(db.dsn);
     pg.exec("ALTER TABLE outbox RENAME COLUMN type TO event_type");
     Daemon daemon("it_badcol", relayConfig(db, "it_badcol"));
+
+    // WHEN outboxd starts, THEN it exits 1 at connect, before streaming, naming the column, the
+    // key that names it and the table (the same column vanishing while streaming is
+    // alter_table_under_a_running_relay)
     daemon.start();
-    waitStreaming(pg, db.name, daemon);
-    const std::uint64_t before = confirmedFlush(pg, db.name);
-
-    // WHEN a row arrives
-    pg.exec("INSERT INTO outbox (id, aggregatetype, aggregateid, event_type, payload) VALUES "
-            "(gen_random_uuid(), 'user', '1', 'x', '{}')");
-
-    // THEN outboxd exits 1 naming the column and the table, and confirms nothing past it
     auto code = daemon.waitExit(60s);
     INFO(daemon.log());
     REQUIRE(code.has_value());
     CHECK(*code == 1);
-    CHECK_THAT(daemon.log(), Catch::Contains("'type'") && Catch::Contains("public.outbox"));
-    CHECK(confirmedFlush(pg, db.name) == before);
+    CHECK_THAT(daemon.log(), Catch::Contains("'type'") && Catch::Contains("public.outbox") &&
+                                 Catch::Contains("source.outbox.columns.type"));
+    CHECK(daemon.log().find("streaming from slot") == std::string::npos);
 }

@@ -125,7 +125,9 @@ Daemon::~Daemon() {
     }
 }
 
-void Daemon::start() {
+void Daemon::start() { start({}); }
+
+void Daemon::start(const std::vector<std::string>& extra_args) {
     if (pid_ > 0) throw std::runtime_error("daemon already running");
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -133,8 +135,11 @@ void Daemon::start() {
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path_.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
     const std::string& bin = Env::get().outboxd_bin;
     std::string flag = "--config";
-    char* argv[] = {const_cast<char*>(bin.c_str()), flag.data(), config_path_.data(), nullptr};
-    int rc = posix_spawn(&pid_, bin.c_str(), &actions, nullptr, argv, environ);
+    std::vector<std::string> extra = extra_args;
+    std::vector<char*> argv = {const_cast<char*>(bin.c_str()), flag.data(), config_path_.data()};
+    for (auto& a : extra) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int rc = posix_spawn(&pid_, bin.c_str(), &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error(fmt::format("posix_spawn {}: {}", bin, rc));
 }
@@ -144,6 +149,10 @@ void Daemon::kill9() {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
+}
+
+void Daemon::signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
 }
 
 std::optional<int> Daemon::waitExit(std::chrono::seconds timeout) {

@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "metrics/http_server.h"
 #include "metrics/metrics.h"
+#include "sink/kafka_sink.h"
 
 namespace {
 
@@ -30,7 +31,7 @@ std::atomic<bool> g_reload{false};
 void onSignal(int) { g_stop.store(true); }
 void onHangup(int) { g_reload.store(true); }
 
-constexpr std::string_view kUsage = R"(usage: outboxd [--config FILE] [--check-config]
+constexpr std::string_view kUsage = R"(usage: outboxd [--config FILE] [--check-config] [--accept-slot-loss]
        outboxd --version | --help
 
 Tails a PostgreSQL outbox table through logical replication and publishes each row to Kafka
@@ -39,6 +40,10 @@ as an outboxd.v1.Event, confirming the slot only behind Kafka's acknowledgements
   --config FILE    configuration file (default: $OUTBOXD_CONFIG)
   --check-config   validate the configuration: print 'ok' and exit 0, or print each
                    problem as FILE:LINE:COL: message and exit 2
+  --accept-slot-loss
+                   once, after a lost replication slot (dropped, or lost in a failover):
+                   create a new slot at the current WAL position, accepting that the
+                   events the lost slot had not confirmed are not published
   --version        print the version and exit
   --help           print this help and exit
 
@@ -55,6 +60,7 @@ int usageError(std::string_view message) {
 int main(int argc, char** argv) {
     std::string config_path;
     bool check_only = false;
+    bool accept_slot_loss = false;
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
         if (arg == "--help" || arg == "-h") {
@@ -67,6 +73,8 @@ int main(int argc, char** argv) {
         }
         if (arg == "--check-config") {
             check_only = true;
+        } else if (arg == "--accept-slot-loss") {
+            accept_slot_loss = true;
         } else if (arg == "--config") {
             if (i + 1 >= argc) return usageError("--config needs a file name");
             config_path = argv[++i];
@@ -91,8 +99,20 @@ int main(int argc, char** argv) {
         }
         return 2;
     }
+    // The checks the runtime makes when it connects, made here too so that --check-config refuses
+    // exactly what the start would refuse.
+    bool refused = false;
     if (auto invalid = outboxd::cdc::validateDsn(loaded->postgres.dsn)) {
-        fmt::print(stderr, "{}: {}\n", config_path, *invalid);
+        fmt::print(stderr, "{}\n", loaded->errorAt("source.postgres.dsn", *invalid).toString());
+        refused = true;
+    }
+    if (auto invalid = outboxd::sink::checkProducerProperties(loaded->kafka)) {
+        const std::string path = invalid->property.empty() ? std::string("sink.kafka.properties")
+                                                           : "sink.kafka.properties." + invalid->property;
+        fmt::print(stderr, "{}\n", loaded->errorAt(path, invalid->message).toString());
+        refused = true;
+    }
+    if (refused) {
         return 2;
     }
     auto payloads = outboxd::app::PayloadSet::load(*loaded, config_path);
@@ -141,6 +161,7 @@ int main(int argc, char** argv) {
     monitor.start();
     outboxd::app::Relay relay(config, metrics, g_stop);
     relay.setPayloadSet(payloads->get(), &g_reload);
+    if (accept_slot_loss) relay.acceptSlotLoss();
     int code = relay.run();
     monitor.stop();
     http.stop();

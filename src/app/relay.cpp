@@ -14,6 +14,7 @@
 #include "app/payload_set.h"
 #include "app/pipeline.h"
 #include "cdc/replication_stream.h"
+#include "cdc/source_checks.h"
 #include "cdc/wire/copy_data.h"
 #include "sink/kafka_sink.h"
 
@@ -36,6 +37,7 @@ std::string_view stageOf(ErrorKind kind) {
         case ErrorKind::PublicationMissing:
         case ErrorKind::SourcePermission:
         case ErrorKind::SourceUnsupported:
+        case ErrorKind::SourceSetting:
             return "receiving";
         case ErrorKind::Decode:
         case ErrorKind::MappedColumnMissing:
@@ -50,6 +52,27 @@ std::string_view stageOf(ErrorKind kind) {
             return "sending";
     }
     return "unknown";
+}
+
+// The columns the configuration names, checked against each outbox table at connect.
+std::vector<cdc::StreamOptions::RequiredColumn> requiredColumns(const config::Config& config) {
+    std::vector<cdc::StreamOptions::RequiredColumn> out;
+    const auto& c = config.outbox.columns;
+    out.push_back({"source.outbox.columns.id", c.id});
+    out.push_back({"source.outbox.columns.aggregate_type", c.aggregate_type});
+    out.push_back({"source.outbox.columns.aggregate_id", c.aggregate_id});
+    out.push_back({"source.outbox.columns.type", c.type});
+    out.push_back({"source.outbox.columns.payload", c.payload});
+    if (!c.timestamp.empty()) out.push_back({"source.outbox.columns.timestamp", c.timestamp});
+    for (const auto* tmpl : {&config.routing.topic, &config.routing.key}) {
+        for (const auto& part : tmpl->parts) {
+            if (!part.is_column) continue;
+            out.push_back({fmt::format("routing.{} '{}'", tmpl == &config.routing.topic ? "topic" : "key",
+                                       tmpl->source),
+                           part.text});
+        }
+    }
+    return out;
 }
 
 std::int64_t unixMicrosNow() {
@@ -72,7 +95,7 @@ public:
     [[nodiscard]] cdc::Lsn lastConfirmed() const { return last_sent_confirmed_; }
 
 private:
-    std::expected<void, Error> sendStatus();
+    std::expected<void, Error> sendStatus(bool reply_requested = false);
     std::expected<void, Error> maybeSendStatus();
     void updateGauges();
     // Between rows: a SIGHUP or a changed descriptor set file swaps the typed-payload set.
@@ -103,7 +126,9 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
                                config_.postgres.create_slot && allow_create_slot,
                                config_.postgres.create_publication,
                                config_.outbox.tables,
-                               4};
+                               4,
+                               relay_.accept_slot_loss_,
+                               requiredColumns(config_)};
     metrics_.setConnecting(true);
     auto stream = cdc::ReplicationStream::open(options);
     metrics_.setConnecting(false);
@@ -121,8 +146,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
                  config_.postgres.publication);
 
     const auto status_interval = config_.postgres.status_interval;
-    const auto silence_limit = info.server_silence_limit;
-    auto last_heard = Clock::now();
+    cdc::SilenceDetector silence(info.server_silence_limit, Clock::now());
     while (true) {
         metrics_.tick();
         if (relay_.stop_requested_.load(std::memory_order_relaxed)) {
@@ -143,7 +167,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
             if (!frame) return std::unexpected(frame.error());
             if (!frame->has_value()) break;
             read_any = true;
-            last_heard = Clock::now();
+            silence.heard(Clock::now());
             if (auto ok = pipeline_->handleFrame(**frame); !ok) {
                 if (!isRetriable(ok.error().kind)) drainAndConfirm(config_.kafka.shutdown_timeout);
                 return std::unexpected(ok.error());
@@ -152,12 +176,19 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
         if (auto ok = maybeSendStatus(); !ok) return std::unexpected(ok.error());
         updateGauges();
         maybeReloadPayloads();
-        if (silence_limit.count() > 0 && Clock::now() - last_heard > silence_limit) {
-            return std::unexpected(Error{
-                ErrorKind::SourceStream,
-                fmt::format("nothing heard from the server for {} s (twice its wal_sender_timeout): the connection "
-                            "is presumed dead",
-                            std::chrono::duration_cast<std::chrono::seconds>(silence_limit).count())});
+        if (pipeline_->blocked()) silence.notReading(Clock::now());
+        switch (silence.check(Clock::now())) {
+            case cdc::SilenceDetector::Verdict::Quiet:
+                break;
+            case cdc::SilenceDetector::Verdict::AskForReply:
+                if (auto ok = sendStatus(true); !ok) return std::unexpected(ok.error());
+                break;
+            case cdc::SilenceDetector::Verdict::Dead:
+                return std::unexpected(Error{
+                    ErrorKind::SourceStream,
+                    fmt::format("nothing heard from the server for {} s (twice its wal_sender_timeout), not even an "
+                                "answer to a status update asking for one: the connection is presumed dead",
+                                std::chrono::duration_cast<std::chrono::seconds>(silence.limit()).count())});
         }
         if (read_any && !pipeline_->blocked()) continue;
 
@@ -184,10 +215,10 @@ std::expected<void, Error> Relay::Session::maybeSendStatus() {
     return {};
 }
 
-std::expected<void, Error> Relay::Session::sendStatus() {
+std::expected<void, Error> Relay::Session::sendStatus(bool reply_requested) {
     cdc::Lsn confirmed = pipeline_->confirmed();
     cdc::wire::StandbyStatusUpdate update{confirmed, confirmed, confirmed,
-                                          cdc::PgTimestamp::fromUnixMicros(unixMicrosNow()), false};
+                                          cdc::PgTimestamp::fromUnixMicros(unixMicrosNow()), reply_requested};
     if (auto ok = stream_->sendStatus(update); !ok) return ok;
     if (confirmed != last_sent_confirmed_) {
         spdlog::debug("confirmed {} to slot {}", confirmed, config_.postgres.slot);

@@ -37,6 +37,10 @@ public:
     // Runs until a stop request (returns 0) or a definite error (logs it, returns 1).
     [[nodiscard]] int run();
 
+    // The operator accepts, for this process, that a lost slot is recreated at the current WAL
+    // position (--accept-slot-loss): the events it had not confirmed are not published.
+    void acceptSlotLoss() { accept_slot_loss_ = true; }
+
 private:
     class Session;
 
@@ -45,6 +49,7 @@ private:
     const std::atomic<bool>& stop_requested_;
     PayloadSet* payloads_ = nullptr;
     std::atomic<bool>* reload_requested_ = nullptr;
+    bool accept_slot_loss_ = false;
 };
 
 }  // namespace outboxd::app

@@ -1,5 +1,7 @@
 #include "cdc/replication_stream.h"
 
+#include "cdc/dsn_check.h"
+
 #include <algorithm>
 #include <cstring>
 #include <regex>
@@ -9,6 +11,8 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
+
+#include "cdc/source_checks.h"
 
 namespace outboxd::cdc {
 
@@ -89,6 +93,86 @@ struct ReplicationStream::Impl {
     }
 };
 
+namespace {
+
+// PG15+ row filters and column lists narrow what a publication sends of a table: a filtered row
+// or a dropped column would vanish while keepalives confirm past it. outboxd needs every row.
+std::expected<void, Error> checkPublishedRows(ReplicationStream::Impl& impl, const StreamOptions& options,
+                                              int server_version) {
+    if (server_version < 150000 || options.tables.empty()) return {};
+    std::string conds;
+    for (const auto& t : options.tables) {
+        if (!conds.empty()) conds += " OR ";
+        conds += "(n.nspname = " + impl.literal(t.schema) + " AND c.relname = " + impl.literal(t.name) + ")";
+    }
+    auto narrowed = impl.exec(
+        "SELECT n.nspname, c.relname, pr.prqual IS NOT NULL, pr.prattrs IS NOT NULL FROM pg_catalog.pg_publication_rel "
+        "pr JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = " +
+            impl.literal(options.publication) + " AND (pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL) AND (" + conds +
+            ")",
+        PGRES_TUPLES_OK, ErrorKind::SourceConnect, "reading the publication's row filters and column lists");
+    if (!narrowed) return std::unexpected(narrowed.error());
+    if (PQntuples(narrowed->get()) == 0) return {};
+    PGresult* r = narrowed->get();
+    std::string table = impl.identifier(PQgetvalue(r, 0, 0)) + "." + impl.identifier(PQgetvalue(r, 0, 1));
+    bool filter = std::string(PQgetvalue(r, 0, 2)) == "t";
+    std::string pub = impl.identifier(options.publication);
+    return std::unexpected(Error{
+        ErrorKind::PublicationMissing,
+        fmt::format("publication '{}' publishes outbox table {} with a {}, so some of its rows or columns would never "
+                    "reach outboxd; outboxd needs every row and column: run BEGIN; ALTER PUBLICATION {} DROP TABLE {}; "
+                    "ALTER PUBLICATION {} ADD TABLE {}; COMMIT; then restart outboxd",
+                    options.publication, table, filter ? "row filter (WHERE)" : "column list", pub, table, pub,
+                    table)});
+}
+
+// The columns the configuration names (mapped columns and routing templates) must exist in each
+// outbox table: checked at connect, before any event is published, rather than at its first row.
+std::expected<void, Error> checkRequiredColumns(ReplicationStream::Impl& impl, const StreamOptions& options) {
+    if (options.required_columns.empty()) return {};
+    for (const auto& t : options.tables) {
+        auto cols = impl.exec(
+            "SELECT a.attname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN "
+            "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = " +
+                impl.literal(t.schema) + " AND c.relname = " + impl.literal(t.name) +
+                " AND a.attnum > 0 AND NOT a.attisdropped",
+            PGRES_TUPLES_OK, ErrorKind::SourceConnect, "reading the outbox table's columns");
+        if (!cols) return std::unexpected(cols.error());
+        if (PQntuples(cols->get()) == 0) continue;  // not visible here; the Relation message is checked too
+        for (const auto& want : options.required_columns) {
+            bool found = false;
+            for (int i = 0; i < PQntuples(cols->get()) && !found; ++i) found = want.column == PQgetvalue(cols->get(), i, 0);
+            if (found) continue;
+            return std::unexpected(Error{
+                ErrorKind::MappedColumnMissing,
+                fmt::format("outbox table {}.{} has no column '{}', which {} names; fix the configuration or add the "
+                            "column, then restart. Nothing was published",
+                            t.schema, t.name, want.column, want.key)});
+        }
+    }
+    return {};
+}
+
+// Records in the publication's comment that this slot streamed from it, and from where, so that
+// a later start can tell a lost slot from a first install. Needs ownership of the publication;
+// without it outboxd warns and goes on (a lost slot is then not recognised).
+void recordSlot(ReplicationStream::Impl& impl, const StreamOptions& options, const std::string& pub_ident,
+                const std::string& comment, Lsn confirmed) {
+    std::string updated = withSlotRecord(comment, SlotRecord{options.slot, confirmed});
+    if (updated == comment) return;
+    auto done = impl.exec("COMMENT ON PUBLICATION " + pub_ident + " IS " + impl.literal(updated), PGRES_COMMAND_OK,
+                          ErrorKind::SourceConnect, "COMMENT ON PUBLICATION");
+    if (!done) {
+        spdlog::warn("could not record slot {} in the comment of publication {} ({}): if the slot is ever lost, the "
+                     "next start cannot tell it from a first install and would create a new slot; make outboxd's role "
+                     "the publication's owner",
+                     options.slot, options.publication, done.error().message);
+    }
+}
+
+}  // namespace
+
 ReplicationStream::ReplicationStream(std::unique_ptr<Impl> impl, StreamInfo info)
     : impl_(std::move(impl)), info_(std::move(info)) {}
 
@@ -124,15 +208,10 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                             "certificate carries",
                             redactDsn(options.dsn), message)});
         }
-        bool auth = message.find("authentication failed") != std::string::npos ||
-                    message.find("no pg_hba.conf entry") != std::string::npos ||
-                    message.find("permission denied") != std::string::npos;
-        return std::unexpected(Error{
-            auth ? ErrorKind::SourcePermission : ErrorKind::SourceConnect,
-            fmt::format("could not connect to PostgreSQL ({}): {}{}", redactDsn(options.dsn), message,
-                        auth ? "; check the user, password and pg_hba.conf (a 'replication' or database entry for "
-                               "this user), and that the role has the REPLICATION attribute"
-                             : "")});
+        ConnectFailure failure = classifyConnectFailure(message);
+        return std::unexpected(Error{failure.kind, fmt::format("could not connect to PostgreSQL ({}): {}{}{}",
+                                                               redactDsn(options.dsn), message,
+                                                               failure.hint.empty() ? "" : "; ", failure.hint)});
     }
     StreamInfo info;
     info.server_version = PQserverVersion(impl->conn);
@@ -167,9 +246,21 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     // --- publication ---------------------------------------------------------------------
     const std::string pub_lit = impl->literal(options.publication);
     const std::string pub_ident = impl->identifier(options.publication);
-    auto pub = impl->exec("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = " + pub_lit, PGRES_TUPLES_OK,
-                          ErrorKind::SourceConnect, "looking up the publication");
+    auto pub = impl->exec("SELECT pubinsert, obj_description(oid, 'pg_publication') FROM pg_catalog.pg_publication "
+                          "WHERE pubname = " + pub_lit,
+                          PGRES_TUPLES_OK, ErrorKind::SourceConnect, "looking up the publication");
     if (!pub) return std::unexpected(pub.error());
+    // The publication's comment, where outboxd records the slots that streamed from it.
+    std::string pub_comment;
+    if (PQntuples(pub->get()) == 1 && !PQgetisnull(pub->get(), 0, 1)) pub_comment = PQgetvalue(pub->get(), 0, 1);
+    if (PQntuples(pub->get()) == 1 && std::string(PQgetvalue(pub->get(), 0, 0)) != "t") {
+        return std::unexpected(Error{
+            ErrorKind::PublicationMissing,
+            fmt::format("publication '{}' does not publish inserts (created WITH (publish = ...) without 'insert'), so "
+                        "no outbox row would reach outboxd; run ALTER PUBLICATION {} SET (publish = 'insert'), then "
+                        "restart outboxd",
+                        options.publication, pub_ident)});
+    }
     auto tableList = [&](const std::vector<config::TableName>& tables) {
         std::string list;
         for (const auto& t : tables) {
@@ -225,8 +316,12 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
         }
         // publish_via_partition_root (PG13+): a partitioned outbox publishes its rows under its own
         // name, not under each partition's, so the router recognises them.
+        // publish = 'insert': outboxd needs nothing else, and a DELETE on an outbox table without a
+        // primary key (the usual clean-up) needs no replica identity then.
         auto created = impl->exec("CREATE PUBLICATION " + pub_ident + " FOR TABLE " + tableList(options.tables) +
-                                      (info.server_version >= 130000 ? " WITH (publish_via_partition_root = true)" : ""),
+                                      (info.server_version >= 130000
+                                           ? " WITH (publish = 'insert', publish_via_partition_root = true)"
+                                           : " WITH (publish = 'insert')"),
                                   PGRES_COMMAND_OK, ErrorKind::SourceUnsupported, "CREATE PUBLICATION");
         if (!created) {
             Error e = created.error();
@@ -257,6 +352,18 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                     fmt::format("publication '{}' does not include {}; run ALTER PUBLICATION {} ADD TABLE {}",
                                 options.publication, tableList(missing), pub_ident, tableList(missing))});
             }
+            // outboxd streamed from this publication before: a configured table missing now was
+            // dropped from it (ALTER PUBLICATION ... DROP TABLE), and its rows inserted since were
+            // never sent. Adding it back in silence would hide that; the operator decides.
+            if (findSlotRecord(pub_comment, options.slot)) {
+                return std::unexpected(Error{
+                    ErrorKind::PublicationMissing,
+                    fmt::format("publication '{0}' does not include {1}, although slot '{2}' streamed from it before: "
+                                "if the table was dropped from the publication, rows inserted into it since were not "
+                                "published (reconcile them from the outbox table); if it is new in the configuration, "
+                                "nothing was missed. Then run ALTER PUBLICATION {3} ADD TABLE {1} and restart outboxd",
+                                options.publication, tableList(missing), options.slot, pub_ident)});
+            }
             auto altered = impl->exec("ALTER PUBLICATION " + pub_ident + " ADD TABLE " + tableList(missing),
                                       PGRES_COMMAND_OK, ErrorKind::SourceUnsupported, "ALTER PUBLICATION");
             if (!altered) {
@@ -267,14 +374,20 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
             spdlog::info("added {} to publication {}", tableList(missing), options.publication);
         }
     }
+    if (auto ok = checkPublishedRows(*impl, options, info.server_version); !ok) return std::unexpected(ok.error());
+    if (auto ok = checkRequiredColumns(*impl, options); !ok) return std::unexpected(ok.error());
 
     // The walsender drops a standby silent for wal_sender_timeout; outboxd gives up on a server
     // silent for twice that (keepalives come at half of it).
     if (auto wst = impl->exec("SHOW wal_sender_timeout", PGRES_TUPLES_OK, ErrorKind::SourceConnect,
                               "SHOW wal_sender_timeout")) {
         std::string v = PQgetvalue(wst->get(), 0, 0);
-        std::int64_t n = std::atoll(v.c_str());
-        std::int64_t ms = v.ends_with("ms") ? n : v.ends_with("min") ? n * 60000 : v.ends_with("s") ? n * 1000 : n;
+        auto timeout = parseDurationSetting(v);
+        if (!timeout) {
+            spdlog::warn("could not read wal_sender_timeout '{}'; assuming PostgreSQL's default of 60 s", v);
+            timeout = std::chrono::milliseconds(60'000);
+        }
+        std::int64_t ms = timeout->count();
         info.server_silence_limit = std::chrono::milliseconds(ms <= 0 ? 0 : std::max<std::int64_t>(2 * ms, 10000));
     }
 
@@ -283,11 +396,28 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     const std::string slot_ident = impl->identifier(options.slot);
     const bool has_wal_status = info.server_version >= 130000;
     const std::string slot_query =
-        fmt::format("SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn, {} FROM "
+        fmt::format("SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn, {}, {} FROM "
                     "pg_catalog.pg_replication_slots WHERE slot_name = {}",
-                    has_wal_status ? "wal_status" : "NULL", slot_lit);
+                    has_wal_status ? "wal_status" : "NULL", info.server_version >= 140000 ? "two_phase" : "false",
+                    slot_lit);
     auto slot = impl->exec(slot_query, PGRES_TUPLES_OK, ErrorKind::SourceConnect, "looking up the slot");
     if (!slot) return std::unexpected(slot.error());
+    const auto record = findSlotRecord(pub_comment, options.slot);
+    if (PQntuples(slot->get()) == 0 && record && !options.accept_slot_loss) {
+        std::string since = record->confirmed.isValid()
+                                ? fmt::format("{} or later (its confirmed LSN when outboxd last connected)",
+                                              record->confirmed)
+                                : std::string("not recorded");
+        return std::unexpected(Error{
+            ErrorKind::SlotMissing,
+            fmt::format("replication slot '{0}' does not exist, but publication '{1}' records that outboxd streamed "
+                        "from it: the slot was dropped, or lost in a database failover. Events committed after its "
+                        "last confirmed LSN ({2}) cannot be read any more, and a new slot would start at the current "
+                        "WAL position and skip them in silence, so outboxd does not create one. Reconcile consumers "
+                        "from the outbox table (the rows committed since), then accept the loss once with: outboxd "
+                        "--accept-slot-loss --config <file> (or run COMMENT ON PUBLICATION {3} IS NULL)",
+                        options.slot, options.publication, since, pub_ident)});
+    }
     if (PQntuples(slot->get()) == 0) {
         if (!options.create_slot) {
             return std::unexpected(Error{
@@ -300,8 +430,15 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                                   PGRES_TUPLES_OK, ErrorKind::SourceUnsupported, "CREATE_REPLICATION_SLOT");
         if (!created) return std::unexpected(created.error());
         info.slot_created = true;
-        spdlog::info("created replication slot {} at {}: events committed from now on are published", options.slot,
-                     PQgetvalue(created->get(), 0, 1));
+        if (record) {
+            spdlog::warn("created replication slot {} at {}, accepting (--accept-slot-loss) that events committed "
+                         "after {} and before it were not published",
+                         options.slot, PQgetvalue(created->get(), 0, 1),
+                         record->confirmed.isValid() ? record->confirmed.toString() : "the lost slot's confirmed LSN");
+        } else {
+            spdlog::info("created replication slot {} at {}: events committed from now on are published",
+                         options.slot, PQgetvalue(created->get(), 0, 1));
+        }
         slot = impl->exec(slot_query, PGRES_TUPLES_OK, ErrorKind::SourceConnect, "looking up the slot");
         if (!slot) return std::unexpected(slot.error());
         if (PQntuples(slot->get()) == 0) {
@@ -329,6 +466,16 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
                             "reconcile consumers from the outbox table; raise max_slot_wal_keep_size to avoid this",
                             options.slot, slot_lit)});
         }
+        if (!PQgetisnull(r, 0, 6) && std::string(PQgetvalue(r, 0, 6)) == "t") {
+            return std::unexpected(Error{
+                ErrorKind::SlotMismatch,
+                fmt::format("replication slot '{}' was created with two_phase, so PostgreSQL would send prepared "
+                            "transactions at PREPARE time, which outboxd does not handle. Use a slot created without "
+                            "it: give another source.postgres.slot (outboxd creates it), or drop this one "
+                            "(SELECT pg_drop_replication_slot({})) after its events are delivered; a new slot starts "
+                            "at the current WAL position",
+                            options.slot, slot_lit)});
+        }
         if (!PQgetisnull(r, 0, 3)) {
             return std::unexpected(Error{ErrorKind::SlotInUse,
                                          fmt::format("replication slot '{}' is in use by process {}; waiting for it "
@@ -339,6 +486,7 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
             info.start_lsn = Lsn::parse(PQgetvalue(r, 0, 4)).value_or(Lsn{});
         }
     }
+    recordSlot(*impl, options, pub_ident, pub_comment, info.start_lsn);
 
     // --- start streaming -------------------------------------------------------------------
     int server_proto = info.server_version >= 160000 ? 4
@@ -446,17 +594,6 @@ void ReplicationStream::close() {
     impl_->conn = nullptr;
 }
 
-std::optional<std::string> validateDsn(const std::string& dsn) {
-    char* err = nullptr;
-    PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &err);
-    if (parsed == nullptr) {
-        // libpq's message quotes the offending part, which may be the password: never show it.
-        if (err != nullptr) PQfreemem(err);
-        return std::string("source.postgres.dsn is not a valid libpq connection string (key=value pairs or a "
-                           "postgresql:// URI); check quoting of values with spaces and percent-encoding in URIs");
-    }
-    PQconninfoFree(parsed);
-    return std::nullopt;
-}
+std::optional<std::string> validateDsn(const std::string& dsn) { return checkDsn(dsn); }
 
 }  // namespace outboxd::cdc

@@ -31,6 +31,15 @@ struct StreamOptions {
     bool create_publication = true;
     std::vector<config::TableName> tables;
     int max_proto_version = 4;  // highest pgoutput protocol version the decoder handles
+    // The operator accepts that a lost slot (recorded on the publication, absent now) is
+    // recreated at the current WAL position (--accept-slot-loss).
+    bool accept_slot_loss = false;
+    // Columns every outbox table must have, with the configuration key that names each.
+    struct RequiredColumn {
+        std::string key;
+        std::string column;
+    };
+    std::vector<RequiredColumn> required_columns;
 };
 
 // What open() learned about the server and the slot.

@@ -17,9 +17,10 @@ enum class ErrorKind {
     SlotMissing,          // slot absent and create_slot is false, or dropped under us
     SlotInvalidated,      // wal_status = lost: WAL needed by the slot was removed
     SlotMismatch,         // slot exists with another plugin, type or database
-    PublicationMissing,   // publication absent and create_publication is false
+    PublicationMissing,   // publication absent (create_publication false), or it does not publish every insert
     SourcePermission,     // the role lacks REPLICATION or ownership
     SourceUnsupported,    // server too old, wal_level not logical, ...
+    SourceSetting,        // the DSN names a database or an option value that cannot work (bad sslmode, port)
     Decode,               // a pgoutput message could not be decoded
     MappedColumnMissing,  // an outbox column named in the configuration is not in the table
     InvalidRow,           // an outbox row cannot be turned into an event (NULL topic part, bad topic)
@@ -46,6 +47,7 @@ enum class ErrorKind {
         case ErrorKind::PublicationMissing:
         case ErrorKind::SourcePermission:
         case ErrorKind::SourceUnsupported:
+        case ErrorKind::SourceSetting:
         case ErrorKind::Decode:
         case ErrorKind::MappedColumnMissing:
         case ErrorKind::InvalidRow:
@@ -70,6 +72,7 @@ enum class ErrorKind {
         case ErrorKind::PublicationMissing: return "publication_missing";
         case ErrorKind::SourcePermission: return "source_permission";
         case ErrorKind::SourceUnsupported: return "source_unsupported";
+        case ErrorKind::SourceSetting: return "source_setting";
         case ErrorKind::Decode: return "decode";
         case ErrorKind::MappedColumnMissing: return "mapped_column_missing";
         case ErrorKind::InvalidRow: return "invalid_row";

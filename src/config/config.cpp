@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include "config/identifier.h"
 #include "config/schema.h"
 
 #include <fmt/format.h>
@@ -321,6 +322,7 @@ public:
             return section;
         }
         section.anchor = field->key_pos;
+        record(section.path, field->key_pos);
         if (!field->value.IsMap()) {
             error(field->valuePos(),
                   fmt::format("{}: expected a map of {}, got {}", section.path, what,
@@ -357,6 +359,7 @@ public:
         const std::string path = joinPath(section.path, name);
         const schema::Key& key = use(path);
         if (const Field* field = section.find(name)) {
+            record(path, field->valuePos());
             return field;
         }
         if (key.default_yaml.empty()) {
@@ -366,6 +369,18 @@ public:
                                   YAML::Load(std::string(key.default_yaml)), section.anchor});
         return &defaults_.back();
     }
+
+    void record(std::string_view path, Pos pos) {
+        if (pos.line > 0) {
+            positions_.insert_or_assign(std::string(path), std::make_pair(pos.line, pos.column));
+        }
+    }
+
+    std::map<std::string, std::pair<int, int>, std::less<>> takePositions() {
+        return std::move(positions_);
+    }
+
+    const std::string& file() const { return file_; }
 
     // Where a problem with the key's value is reported.
     Pos valuePos(const Section& section, std::string_view name) const {
@@ -398,6 +413,26 @@ public:
             return std::nullopt;
         }
         return expand(*field, path);
+    }
+
+    // A libpq connection string: ${...} values are quoted so that they cannot add options.
+    std::optional<std::string> dsn(const Section& section, std::string_view name) {
+        const Field* field = lookup(section, name);
+        if (field == nullptr) {
+            return std::nullopt;
+        }
+        const std::string path = joinPath(section.path, name);
+        if (!field->value.IsScalar()) {
+            error(field->valuePos(), fmt::format("{}: expected a string, got {}", path,
+                                                 describe(field->value)));
+            return std::nullopt;
+        }
+        auto expanded = expandDsn(field->value.Scalar(), env_);
+        if (!expanded) {
+            error(field->valuePos(), fmt::format("{}: {}", path, expanded.error()));
+            return std::nullopt;
+        }
+        return std::move(*expanded);
     }
 
     std::optional<bool> boolean(const Section& section, std::string_view name) {
@@ -537,6 +572,7 @@ private:
     std::vector<ConfigError> errors_;
     std::deque<Field> defaults_;  // fields made from the table's defaults; stable addresses
     std::set<std::string_view> used_;
+    std::map<std::string, std::pair<int, int>, std::less<>> positions_;
 };
 
 void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
@@ -544,7 +580,7 @@ void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
     if (pg.find("dsn") == nullptr) {
         r.missing(pg, "dsn",
                   "give the libpq connection string, e.g. dsn: \"host=db dbname=app user=outboxd\"");
-    } else if (auto dsn = r.string(pg, "dsn")) {
+    } else if (auto dsn = r.dsn(pg, "dsn")) {
         if (trim(*dsn).empty()) {
             r.error(r.valuePos(pg, "dsn"),
                     "source.postgres.dsn: must not be empty; give a libpq connection string or URI");
@@ -627,27 +663,17 @@ void readTables(Reader& r, const Section& outbox, std::vector<TableName>& out) {
             all_valid = false;
             continue;
         }
-        TableName table;
-        const auto dot = text->find('.');
-        if (dot == std::string::npos) {
-            table = TableName{"public", *text};
-        } else {
-            table = TableName{text->substr(0, dot), text->substr(dot + 1)};
-        }
-        const auto badPart = [](const std::string& part) {
-            return part.empty() || part.size() > kMaxIdentifierBytes ||
-                   std::ranges::any_of(part, [](char c) {
-                       return c == '.' || c == '"' || std::isspace(static_cast<unsigned char>(c)) != 0;
-                   });
-        };
-        if (badPart(table.schema) || badPart(table.name)) {
-            r.error(pos, fmt::format("source.outbox.tables: '{}' is not a table name; write "
+        auto parsed = parseQualifiedName(*text);
+        if (!parsed) {
+            r.error(pos, fmt::format("source.outbox.tables: '{}' is not a table name: {}; write "
                                      "\"schema.table\" or \"table\" (schema public), each part 1 "
-                                     "to {} bytes without spaces or quotes",
-                                     *text, kMaxIdentifierBytes));
+                                     "to {} bytes; unquoted names fold to lower case, \"quoted\" ones "
+                                     "are kept exactly",
+                                     *text, parsed.error(), kMaxIdentifierBytes));
             all_valid = false;
             continue;
         }
+        TableName table{std::move(parsed->schema), std::move(parsed->name)};
         if (std::ranges::find(tables, table) != tables.end()) {
             r.error(pos, fmt::format("source.outbox.tables: '{}.{}' is listed twice; keep only one",
                                      table.schema, table.name));
@@ -675,7 +701,16 @@ void readColumns(Reader& r, const Section& outbox, OutboxColumns& out) {
                                 columns.path, name));
             return;
         }
-        target = std::move(*value);
+        if (value->empty()) {
+            target.clear();
+            return;
+        }
+        auto column = parseIdentifier(*value);
+        if (!column) {
+            r.error(r.valuePos(columns, name), fmt::format("{}.{}: {}", columns.path, name, column.error()));
+            return;
+        }
+        target = std::move(*column);
     };
     read("id", out.id, false);
     read("aggregate_type", out.aggregate_type, false);
@@ -751,26 +786,11 @@ void readProperties(Reader& r, const Section& kafka, std::map<std::string, std::
         if (!value) {
             continue;
         }
-        const Pos pos = field.valuePos();
-        if (name == "bootstrap.servers" || name == "metadata.broker.list") {
-            r.error(field.key_pos, fmt::format("{}: set the brokers with sink.kafka.brokers "
-                                               "instead, and remove this property",
-                                               path));
+        if (auto problem = checkProducerProperty(name, *value)) {
+            r.error(problem->at_key ? field.key_pos : field.valuePos(), std::move(problem->message));
             continue;
         }
-        if (name == "enable.idempotence" && toLower(*value) != "true") {
-            r.error(pos, fmt::format("{}: outboxd needs the idempotent producer; remove this "
-                                     "property or set it to true",
-                                     path));
-            continue;
-        }
-        if ((name == "acks" || name == "request.required.acks") && toLower(*value) != "all" &&
-            *value != "-1") {
-            r.error(pos, fmt::format("{}: outboxd needs acks=all so that no acknowledged event "
-                                     "is lost; remove this property or set it to all",
-                                     path));
-            continue;
-        }
+        r.record(path, field.valuePos());
         out.emplace(name, std::move(*value));
     }
 }
@@ -781,22 +801,8 @@ void readKafka(Reader& r, const Section& root, KafkaConfig& out) {
     if (kafka.find("brokers") == nullptr) {
         r.missing(kafka, "brokers", "give the bootstrap brokers, e.g. brokers: \"kafka:9092\"");
     } else if (auto brokers = r.string(kafka, "brokers")) {
-        const Pos pos = r.valuePos(kafka, "brokers");
-        bool ok = !trim(*brokers).empty();
-        std::string_view rest = *brokers;
-        while (ok) {
-            const auto comma = rest.find(',');
-            if (trim(rest.substr(0, comma)).empty()) {
-                ok = false;
-            }
-            if (comma == std::string_view::npos) {
-                break;
-            }
-            rest.remove_prefix(comma + 1);
-        }
-        if (!ok) {
-            r.error(pos, "sink.kafka.brokers: give a comma-separated list of host:port without "
-                         "empty entries, e.g. \"kafka-1:9092,kafka-2:9092\"");
+        if (auto problem = checkBrokers(*brokers)) {
+            r.error(r.valuePos(kafka, "brokers"), fmt::format("sink.kafka.brokers: {}", *problem));
         } else {
             out.brokers = std::move(*brokers);
         }
@@ -996,6 +1002,8 @@ std::expected<Config, std::vector<ConfigError>> parseDocument(Reader& r, const Y
     if (!r.ok()) {
         return std::unexpected(r.takeErrors());
     }
+    config.file = r.file();
+    config.positions = r.takePositions();
     return config;
 }
 
@@ -1032,7 +1040,13 @@ bool isSecretKey(std::string_view name) {
            });
 }
 
-std::expected<std::string, std::string> expandEnv(std::string_view text, const EnvLookup& env) {
+namespace {
+
+// Appends the value of one ${...} reference; `rest` is the text after the reference.
+using AppendValue = std::function<void(std::string& out, std::string_view value, std::string_view rest)>;
+
+std::expected<std::string, std::string> expandWith(std::string_view text, const EnvLookup& env,
+                                                   const AppendValue& append) {
     std::string out;
     out.reserve(text.size());
     std::size_t i = 0;
@@ -1076,10 +1090,214 @@ std::expected<std::string, std::string> expandEnv(std::string_view text, const E
                             "with ${{{}:-default}}",
                             name, name));
         }
-        out += *value;
+        append(out, *value, text.substr(close + 1));
         i = close + 1;
     }
     return out;
+}
+
+// Where libpq's key=value parser (conninfo_parse in fe-connect.c) is at the end of `s`.
+enum class DsnPlace { Key, ValueStart, Unquoted, Quoted };
+
+DsnPlace dsnPlace(std::string_view s) {
+    DsnPlace place = DsnPlace::Key;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        const bool space = std::isspace(static_cast<unsigned char>(c)) != 0;
+        switch (place) {
+            case DsnPlace::Key:
+                if (c == '=') place = DsnPlace::ValueStart;
+                break;
+            case DsnPlace::ValueStart:
+                if (space) break;
+                if (c == '\'') {
+                    place = DsnPlace::Quoted;
+                } else {
+                    if (c == '\\') ++i;
+                    place = DsnPlace::Unquoted;
+                }
+                break;
+            case DsnPlace::Unquoted:
+                if (space) {
+                    place = DsnPlace::Key;
+                } else if (c == '\\') {
+                    ++i;
+                }
+                break;
+            case DsnPlace::Quoted:
+                if (c == '\\') {
+                    ++i;
+                } else if (c == '\'') {
+                    place = DsnPlace::Key;
+                }
+                break;
+        }
+    }
+    return place;
+}
+
+}  // namespace
+
+std::expected<std::string, std::string> expandEnv(std::string_view text, const EnvLookup& env) {
+    return expandWith(text, env, [](std::string& out, std::string_view value, std::string_view) {
+        out += value;
+    });
+}
+
+std::expected<std::string, std::string> expandDsn(std::string_view text, const EnvLookup& env) {
+    const std::string head = toLower(trim(text.substr(0, 16)));
+    if (head.starts_with("postgresql://") || head.starts_with("postgres://")) {
+        return expandEnv(text, env);
+    }
+    return expandWith(text, env, [](std::string& out, std::string_view value, std::string_view rest) {
+        const DsnPlace place = dsnPlace(out);
+        if (place == DsnPlace::Quoted) {
+            for (const char c : value) {
+                if (c == '\'' || c == '\\') out += '\\';
+                out += c;
+            }
+            return;
+        }
+        // At the very end libpq reads "key=" as empty; before more options it would take the next
+        // word as the value.
+        const bool alone = !rest.empty() && std::isspace(static_cast<unsigned char>(rest.front())) != 0;
+        if (value.empty() && place == DsnPlace::ValueStart && alone) {
+            out += "''";
+            return;
+        }
+        for (const char c : value) {
+            if (c == '\'' || c == '\\' || std::isspace(static_cast<unsigned char>(c)) != 0) out += '\\';
+            out += c;
+        }
+    });
+}
+
+namespace {
+
+constexpr std::array<std::string_view, 6> kKeyedPartitioners{
+    "murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a"};
+
+}  // namespace
+
+std::span<const std::string_view> keyedPartitioners() {
+    return kKeyedPartitioners;
+}
+
+std::optional<PropertyProblem> checkProducerProperty(std::string_view name, std::string_view value) {
+    const std::string path = fmt::format("sink.kafka.properties.{}", name);
+    const std::string lowered = toLower(value);
+    if (name == "bootstrap.servers" || name == "metadata.broker.list") {
+        return PropertyProblem{fmt::format("{}: set the brokers with sink.kafka.brokers instead, and "
+                                           "remove this property",
+                                           path),
+                               true};
+    }
+    if (name == "transactional.id") {
+        return PropertyProblem{
+            fmt::format("{}: outboxd does not use Kafka transactions (there is no exactly-once mode "
+                        "yet), and with a transactional.id every send would fail; remove this "
+                        "property",
+                        path),
+            true};
+    }
+    if (name == "enable.idempotence" && lowered != "true") {
+        return PropertyProblem{fmt::format("{}: outboxd needs the idempotent producer (without it a "
+                                           "retried send can reorder or duplicate events); remove "
+                                           "this property or set it to true",
+                                           path)};
+    }
+    if ((name == "acks" || name == "request.required.acks") && lowered != "all" && value != "-1") {
+        return PropertyProblem{fmt::format("{}: outboxd needs acks=all so that no acknowledged event "
+                                           "is lost; remove this property or set it to all",
+                                           path)};
+    }
+    if (name == "delivery.report.only.error" && lowered != "false") {
+        return PropertyProblem{fmt::format("{}: must stay false: outboxd confirms the slot from the "
+                                           "acknowledgements; remove this property",
+                                           path)};
+    }
+    if (name == "partitioner" && std::ranges::find(kKeyedPartitioners, value) == kKeyedPartitioners.end()) {
+        return PropertyProblem{fmt::format(
+            "{}: '{}' is not a partitioner that sends every event of a key to one partition, so "
+            "per-key order could break; use one of {} (outboxd's default is murmur2_random, the "
+            "Java client's)",
+            path, value, joinNames(kKeyedPartitioners))};
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> checkBrokers(std::string_view brokers) {
+    static constexpr std::array<std::string_view, 4> kProtocols{"plaintext://", "ssl://",
+                                                                "sasl_plaintext://", "sasl_ssl://"};
+    const auto entries_hint = "give a comma-separated list of host:port without empty entries, "
+                              "e.g. \"kafka-1:9092,kafka-2:9092\"";
+    if (trim(brokers).empty()) {
+        return std::string(entries_hint);
+    }
+    std::string_view rest = brokers;
+    while (true) {
+        const auto comma = rest.find(',');
+        const std::string entry = trim(rest.substr(0, comma));
+        if (entry.empty()) {
+            return std::string(entries_hint);
+        }
+        std::string_view hostport = entry;
+        if (const auto scheme = hostport.find("://"); scheme != std::string_view::npos) {
+            const std::string prefix = toLower(hostport.substr(0, scheme + 3));
+            if (std::ranges::find(kProtocols, prefix) == kProtocols.end()) {
+                return fmt::format("'{}': the prefix before '://' must be PLAINTEXT, SSL, "
+                                   "SASL_PLAINTEXT or SASL_SSL (or none)",
+                                   entry);
+            }
+            hostport.remove_prefix(scheme + 3);
+        }
+        std::string_view host;
+        std::string_view port;
+        if (hostport.starts_with('[')) {
+            const auto close = hostport.find(']');
+            if (close == std::string_view::npos || close + 1 >= hostport.size() ||
+                hostport[close + 1] != ':') {
+                return fmt::format("'{}': an IPv6 broker is written \"[addr]:port\"", entry);
+            }
+            host = hostport.substr(1, close - 1);
+            port = hostport.substr(close + 2);
+        } else {
+            const auto colon = hostport.rfind(':');
+            if (colon == std::string_view::npos) {
+                return fmt::format("'{}': give the port too, host:port, e.g. \"kafka-1:9092\"", entry);
+            }
+            host = hostport.substr(0, colon);
+            port = hostport.substr(colon + 1);
+            if (host.find(':') != std::string_view::npos) {
+                return fmt::format("'{}': write an IPv6 address in brackets, e.g. \"[::1]:9092\"", entry);
+            }
+        }
+        const bool plain = !host.empty() && std::ranges::all_of(host, [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
+                   c == '_' || c == ':';
+        });
+        if (!plain) {
+            return fmt::format("'{}': the host must be a name or an address", entry);
+        }
+        const bool digits = !port.empty() && port.size() <= 5 &&
+                            std::ranges::all_of(port, [](char c) { return c >= '0' && c <= '9'; });
+        const auto number = digits ? parseInteger(port) : std::nullopt;
+        if (!number || *number < 1 || *number > 65535) {
+            return fmt::format("'{}': the port must be a number from 1 to 65535", entry);
+        }
+        if (comma == std::string_view::npos) {
+            return std::nullopt;
+        }
+        rest.remove_prefix(comma + 1);
+    }
+}
+
+ConfigError Config::errorAt(std::string_view path, std::string message) const {
+    const auto it = positions.find(path);
+    if (it == positions.end()) {
+        return ConfigError{file, 0, 0, std::move(message)};
+    }
+    return ConfigError{file, it->second.first, it->second.second, std::move(message)};
 }
 
 std::expected<Template, std::string> parseTemplate(std::string_view text) {
@@ -1114,6 +1332,21 @@ std::expected<Template, std::string> parseTemplate(std::string_view text) {
             ++i;
             continue;
         }
+        if (i + 1 < text.size() && text[i + 1] == '"') {
+            auto quoted = readIdentifier(text.substr(i + 1), "");
+            const std::size_t after = i + 1 + (quoted ? quoted->used : 0);
+            if (!quoted) {
+                return std::unexpected(fmt::format("placeholder at character {}: {}", i + 1, quoted.error()));
+            }
+            if (after >= text.size() || text[after] != '}') {
+                return std::unexpected(fmt::format(
+                    "placeholder at character {}: close it with '}}' right after the quoted name", i + 1));
+            }
+            flush();
+            result.parts.push_back(Template::Part{true, std::move(quoted->name)});
+            i = after + 1;
+            continue;
+        }
         const auto close = text.find_first_of("{}", i + 1);
         if (close == std::string_view::npos || text[close] == '{') {
             return std::unexpected(fmt::format(
@@ -1130,11 +1363,11 @@ std::expected<Template, std::string> parseTemplate(std::string_view text) {
         if (!isIdentifier(name) || name.size() > kMaxIdentifierBytes) {
             return std::unexpected(fmt::format(
                 "placeholder at character {} is not a column name; use letters, digits and '_', "
-                "not starting with a digit",
+                "not starting with a digit, or a double-quoted name such as {{\"AggregateType\"}}",
                 i + 1));
         }
         flush();
-        result.parts.push_back(Template::Part{true, std::string(name)});
+        result.parts.push_back(Template::Part{true, toLower(name)});
         i = close + 1;
     }
     flush();

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -115,6 +116,15 @@ struct InvalidRowsConfig {
     std::string dead_letter_topic = "outbox.dead-letter";
 };
 
+struct ConfigError {
+    std::string file;
+    int line = 0;    // 1-based; 0 when the error is not tied to a position
+    int column = 0;  // 1-based
+    std::string message;
+    // "FILE:LINE:COL: message"
+    [[nodiscard]] std::string toString() const;
+};
+
 struct Config {
     PostgresConfig postgres;
     OutboxConfig outbox;
@@ -124,15 +134,14 @@ struct Config {
     LogConfig log;
     PayloadConfig payload;
     InvalidRowsConfig invalid_rows;
-};
 
-struct ConfigError {
+    // The file's name and where each value read from it is (line, column; 1-based), by path
+    // ("source.postgres.dsn", "sink.kafka.properties.acks"), so that checks made after parsing
+    // (libpq's DSN parser, librdkafka's properties) report FILE:LINE:COL too.
     std::string file;
-    int line = 0;    // 1-based; 0 when the error is not tied to a position
-    int column = 0;  // 1-based
-    std::string message;
-    // "FILE:LINE:COL: message"
-    [[nodiscard]] std::string toString() const;
+    std::map<std::string, std::pair<int, int>, std::less<>> positions;
+    // An error at the value of `path`, or at the file alone when it has no recorded position.
+    [[nodiscard]] ConfigError errorAt(std::string_view path, std::string message) const;
 };
 
 using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
@@ -156,6 +165,31 @@ using EnvLookup = std::function<std::optional<std::string>(std::string_view name
 // "$", any other "$" is kept. The error names the variable, never the text being expanded.
 [[nodiscard]] std::expected<std::string, std::string> expandEnv(std::string_view text,
                                                                 const EnvLookup& env);
+
+// Expands ${...} in a libpq key=value connection string so that a value cannot add or change
+// options: inside a quoted value ' and \ are escaped; elsewhere whitespace, ' and \ are
+// escaped with \, and an empty value followed by more options becomes ''. A URI (postgresql://,
+// postgres://) is expanded as by expandEnv.
+[[nodiscard]] std::expected<std::string, std::string> expandDsn(std::string_view text,
+                                                                const EnvLookup& env);
+
+// outboxd's own rules for librdkafka producer properties, shared by the configuration reader
+// and the Kafka sink so that --check-config refuses exactly what the producer refuses. Returns
+// the problem ("sink.kafka.properties.NAME: ..."), or nothing when the property is acceptable.
+struct PropertyProblem {
+    std::string message;
+    bool at_key = false;  // the name itself is wrong (report at the key, not the value)
+};
+[[nodiscard]] std::optional<PropertyProblem> checkProducerProperty(std::string_view name,
+                                                                   std::string_view value);
+
+// The partitioners that map a key to one partition (librdkafka's names), outboxd's default first.
+[[nodiscard]] std::span<const std::string_view> keyedPartitioners();
+
+// Empty when `brokers` is a comma-separated list of host:port (port 1 to 65535; an IPv6 host
+// in brackets; an optional PLAINTEXT:// SSL:// SASL_PLAINTEXT:// or SASL_SSL:// prefix), else
+// what is wrong with it (never the list itself).
+[[nodiscard]] std::optional<std::string> checkBrokers(std::string_view brokers);
 
 // True for a key whose value must never be echoed (logs, metrics, error messages): its name
 // contains "password", "secret", "key", "token" or "credential", or it is the postgres dsn.

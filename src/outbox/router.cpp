@@ -77,11 +77,12 @@ std::int64_t daysFromCivil(std::int64_t y, unsigned m, unsigned d) {
     return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
-// Renders a "{column}" template from a row; sets any_null when a referenced column is NULL.
+// Renders a "{column}" template from a row; `null_column` names the first referenced column that
+// is NULL (nullptr when none is).
 void renderTemplate(const config::Template& tmpl, const std::vector<int>& columns,
-                    const cdc::pgoutput::Tuple& tuple, std::string& out, bool& any_null) {
+                    const cdc::pgoutput::Tuple& tuple, std::string& out, const std::string*& null_column) {
     out.clear();
-    any_null = false;
+    null_column = nullptr;
     for (std::size_t i = 0; i < tmpl.parts.size(); ++i) {
         const auto& part = tmpl.parts[i];
         if (!part.is_column) {
@@ -90,7 +91,7 @@ void renderTemplate(const config::Template& tmpl, const std::vector<int>& column
         }
         const auto& value = tuple[static_cast<std::size_t>(columns[i])];
         if (value.kind == cdc::pgoutput::ValueKind::Null || value.kind == cdc::pgoutput::ValueKind::UnchangedToast) {
-            any_null = true;
+            if (null_column == nullptr) null_column = &part.text;
             continue;
         }
         out.append(value.data);
@@ -181,7 +182,16 @@ std::expected<bool, Error> Router::onRelation(const cdc::pgoutput::Relation& rel
         return t.schema == relation.schema && t.name == relation.name;
     });
     if (!configured) {
-        relations_.erase(relation.id.value);
+        auto was = relations_.find(relation.id.value);
+        if (was != relations_.end()) {
+            return std::unexpected(Error{
+                ErrorKind::PublicationMissing,
+                fmt::format("outbox table {}.{} is now named {}.{} (renamed or moved with ALTER TABLE ... RENAME / "
+                            "SET SCHEMA while outboxd was streaming), so its rows would no longer be recognised; put "
+                            "the new name in source.outbox.tables (or rename the table back), then restart. The slot "
+                            "stays at the last confirmed LSN, so nothing is skipped",
+                            was->second.schema, was->second.table, relation.schema, relation.name)});
+        }
         return false;
     }
     auto indexOf = [&](std::string_view name) -> int {
@@ -300,20 +310,28 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
     out.aggregate_type.assign(isNull(agg_type) ? std::string_view{} : agg_type.data);
     out.content_type.assign(contentTypeFor(rel.payload_type));
 
-    bool topic_null = false;
+    const std::string* topic_null = nullptr;
     renderTemplate(config_.routing.topic, rel.topic_columns, tuple, out.topic, topic_null);
-    if (topic_null) {
-        return invalidBecause("null_topic", fmt::format("routing.topic '{}' uses a column that is NULL in this row",
-                                   config_.routing.topic.source));
+    if (topic_null != nullptr) {
+        return invalidBecause("null_topic", fmt::format("event {}: column '{}' is NULL, and routing.topic '{}' needs its value; give the "
+                                   "row a value there (or change the template), then restart",
+                                   out.id, *topic_null, config_.routing.topic.source));
     }
     if (!validTopic(out.topic)) {
         return invalidBecause("invalid_topic", fmt::format("routing.topic renders '{}', which is not a valid Kafka topic name (1 to 249 of "
                                    "a-z A-Z 0-9 . _ -)",
                                    out.topic));
     }
-    bool key_null = false;
+    // A key that is one column and NULL is a null record key (as Debezium sends it); a NULL in a
+    // key made of more would give a partial key, which would put the event on another partition.
+    const std::string* key_null = nullptr;
     renderTemplate(config_.routing.key, rel.key_columns, tuple, out.key, key_null);
-    out.key_is_null = key_null && out.key.empty();
+    out.key_is_null = key_null != nullptr && out.key.empty();
+    if (key_null != nullptr && config_.routing.key.parts.size() > 1) {
+        return invalidBecause("null_key", fmt::format("event {}: column '{}' is NULL, and routing.key '{}' needs its value; give the "
+                                   "row a value there (or change the template), then restart",
+                                   out.id, *key_null, config_.routing.key.source));
+    }
 
     // Every field of the reused message is set (or cleared) below.
     outboxd::v1::Event& event = *event_;
@@ -403,9 +421,9 @@ std::expected<void, Error> Router::deadLetter(const cdc::pgoutput::Insert& inser
         return v.data;
     };
     out.topic.assign(config_.invalid_rows.dead_letter_topic);
-    bool key_null = false;
+    const std::string* key_null = nullptr;
     renderTemplate(config_.routing.key, rel.key_columns, tuple, out.key, key_null);
-    out.key_is_null = key_null && out.key.empty();
+    out.key_is_null = key_null != nullptr && out.key.empty();
     out.id.assign(valueOf(rel.id));
     out.type.assign(valueOf(rel.type));
     out.aggregate_type.assign(valueOf(rel.aggregate_type));

@@ -158,6 +158,71 @@ struct KafkaSink::Impl {
     }
 };
 
+namespace {
+
+// outboxd's defaults, then the user's properties under outboxd's rules
+// (config::checkProducerProperty), brokers aside. Shared by KafkaSink::create and
+// checkProducerProperties, so that --check-config refuses what the producer refuses.
+std::optional<PropertyError> applyProperties(rd_kafka_conf_t* conf, const config::KafkaConfig& config) {
+    std::array<char, 512> errstr{};
+    auto set = [&](const std::string& name, const std::string& value) -> bool {
+        return rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr.data(), errstr.size()) == RD_KAFKA_CONF_OK;
+    };
+    for (const auto& [name, value] : defaultProducerProperties()) {
+        if (!set(name, value)) {
+            return PropertyError{name, fmt::format("librdkafka refused outboxd's default {}: {}", name, errstr.data())};
+        }
+    }
+    for (const auto& [name, value] : config.properties) {
+        if (auto problem = config::checkProducerProperty(name, value)) {
+            return PropertyError{name, std::move(problem->message)};
+        }
+        if (!set(name, value)) {
+            return PropertyError{name, fmt::format("sink.kafka.properties.{}: {}", name,
+                                                   isSecretProperty(name) ? std::string("invalid value")
+                                                                          : std::string(errstr.data()))};
+        }
+    }
+    return std::nullopt;
+}
+
+void discardLog(const rd_kafka_t* /*rk*/, int /*level*/, const char* /*fac*/, const char* /*buf*/) {}
+
+}  // namespace
+
+std::optional<PropertyError> checkProducerProperties(const config::KafkaConfig& config) {
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    if (auto problem = applyProperties(conf, config)) {
+        rd_kafka_conf_destroy(conf);
+        return problem;
+    }
+    // Building a producer with Kerberos runs kinit, and with OIDC fetches a token: a check must
+    // do neither, so for those only the property-by-property checks above apply.
+    const auto is = [&](const char* name, std::string_view want) {
+        const auto it = config.properties.find(name);
+        if (it == config.properties.end()) return false;
+        std::string lower = it->second;
+        std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        return lower == want;
+    };
+    if (is("sasl.mechanisms", "gssapi") || is("sasl.mechanism", "gssapi") || is("sasl.oauthbearer.method", "oidc")) {
+        rd_kafka_conf_destroy(conf);
+        return std::nullopt;
+    }
+    // No bootstrap.servers: the producer is built (librdkafka checks how the properties combine)
+    // but never connects anywhere.
+    rd_kafka_conf_set_log_cb(conf, &discardLog);
+    std::array<char, 512> errstr{};
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr.data(), errstr.size());
+    if (rk == nullptr) {
+        rd_kafka_conf_destroy(conf);
+        return PropertyError{"", fmt::format("sink.kafka.properties: librdkafka refuses this combination: {}",
+                                             errstr.data())};
+    }
+    rd_kafka_destroy(rk);
+    return std::nullopt;
+}
+
 KafkaSink::KafkaSink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 KafkaSink::~KafkaSink() = default;
 
@@ -175,29 +240,8 @@ std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config:
     if (!set("bootstrap.servers", config.brokers)) {
         return fail(fmt::format("sink.kafka.brokers: {}", errstr.data()));
     }
-    for (const auto& [name, value] : defaultProducerProperties()) {
-        if (!set(name, value)) {
-            return fail(fmt::format("librdkafka refused outboxd's default {}: {}", name, errstr.data()));
-        }
-    }
-    for (const auto& [name, value] : config.properties) {
-        if (name == "enable.idempotence" && value != "true") {
-            return fail("sink.kafka.properties.enable.idempotence must stay true: without it a retried send can "
-                        "reorder or duplicate events; remove the property");
-        }
-        if (name == "delivery.report.only.error" && value != "false") {
-            return fail("sink.kafka.properties.delivery.report.only.error must stay false: outboxd confirms the slot "
-                        "from the acknowledgements; remove the property");
-        }
-        if ((name == "acks" || name == "request.required.acks") && value != "all" && value != "-1") {
-            return fail(fmt::format("sink.kafka.properties.{} must be 'all': with fewer acknowledgements an event "
-                                    "acknowledged to outboxd can be lost when a broker fails; remove the property",
-                                    name));
-        }
-        if (!set(name, value)) {
-            return fail(fmt::format("sink.kafka.properties.{}: {}", name,
-                                    isSecretProperty(name) ? std::string("invalid value") : std::string(errstr.data())));
-        }
+    if (auto problem = applyProperties(conf, config)) {
+        return fail(std::move(problem->message));
     }
     rd_kafka_conf_set_opaque(conf, impl.get());
     rd_kafka_conf_set_dr_msg_cb(conf, &Impl::onDelivery);

@@ -9,11 +9,22 @@
 // next session re-sends from the last confirmed LSN). Single-threaded use.
 
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "config/config.h"
 #include "sink/sink.h"
 
 namespace outboxd::sink {
+
+struct PropertyError {
+    std::string property;  // the property at fault; empty when it is their combination
+    std::string message;
+};
+
+// Builds (without connecting anywhere) the producer configuration that KafkaSink::create would
+// build from `config`, brokers aside, and says what librdkafka or outboxd's rules refuse in it.
+[[nodiscard]] std::optional<PropertyError> checkProducerProperties(const config::KafkaConfig& config);
 
 class KafkaSink final : public Sink {
 public:
