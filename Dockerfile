@@ -6,6 +6,7 @@ FROM debian:bookworm-slim AS build
 LABEL org.opencontainers.image.title=outboxd
 WORKDIR /src
 # The packages first, in a layer of their own, so that a source change rebuilds only the binary.
+# --build also builds Debian 13's librdkafka 2.8.0 into /opt/outboxd/deps (docs/dependencies.md).
 COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN scripts/install-deps.sh --build
 COPY . .
@@ -18,6 +19,8 @@ COPY scripts/install-deps.sh /usr/local/share/outboxd/install-deps.sh
 RUN /usr/local/share/outboxd/install-deps.sh --runtime \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin outboxd
+# The librdkafka the binary was built and tested against, where its RUNPATH looks for it.
+COPY --from=build /opt/outboxd/deps/lib/librdkafka.so.1 /opt/outboxd/deps/lib/librdkafka.so.1
 COPY --from=build /opt/outboxd/bin/outboxd /usr/local/bin/outboxd
 COPY config/example.yaml /etc/outboxd/config.yaml
 USER 10001

@@ -201,6 +201,16 @@ for _ in 1 2 3 4 5; do
   [ -n "$(pm image prune -f --filter label=org.opencontainers.image.title=outboxd 2>/dev/null)" ] || break
 done
 pass "image $image built ($(( $(date +%s) - build_start ))s)"
+# The image must run the librdkafka this checkout builds and tests with, not Debian 12's.
+want=$(PKG_CONFIG_LIBDIR="${OUTBOXD_DEPS_PREFIX:-/opt/outboxd/deps}/lib/pkgconfig" pkg-config --modversion rdkafka \
+       2>/dev/null || echo "?")
+got=$(pm run --rm --runtime runc --network none --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" \
+       --ulimit nproc=32768:32768 "$image" --version 2>&1 || true)
+if [[ "$got" == *"(librdkafka $want)"* ]]; then
+  pass "the image's outboxd runs with librdkafka $want: $got"
+else
+  fail "the image's outboxd --version says '$got', expected librdkafka $want"
+fi
 
 # --- services ---------------------------------------------------------------------------
 step "starting PostgreSQL (wal_level=logical) and a single-node Kafka broker"

@@ -308,3 +308,15 @@ TEST_CASE("a row the router refuses is an error and nothing is produced for it",
     CHECK(r.error().kind == ErrorKind::InvalidRow);
     CHECK(f.sink.produced.empty());
 }
+
+TEST_CASE("a refused row's error carries its table and LSN for the structured log fields", "[pipeline]") {
+    Fixture f;
+    f.config.routing.topic = *config::parseTemplate("bad topic/{aggregatetype}");
+    app::Pipeline pipeline{f.config, f.sink, f.metrics, 1, cdc::Lsn{0x100}};
+    REQUIRE(pipeline.handleFrame(xlog(0x1000, golden("v1-begin"))));
+    REQUIRE(pipeline.handleFrame(xlog(0, golden("v1-relation-outbox"))));
+    auto r = pipeline.handleFrame(xlog(0x1010, golden("v1-insert")));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().table == "public.outbox");
+    CHECK(r.error().lsn == "0/1010");
+}

@@ -42,10 +42,6 @@ as_pg() {
 
 kafka_version() { echo "4.1.1"; }
 
-# The broker for the SASL/SCRAM tests: librdkafka before 2.6.1 (Debian 12 ships 2.0.2) cannot
-# complete SCRAM with Kafka 4.x brokers, which check the client nonce strictly; 3.9 accepts it.
-kafka_sasl_version() { echo "3.9.1"; }
-
 kafka_cache_dir() {
   echo "${OUTBOXD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outboxd}/kafka-${1:-$(kafka_version)}-2"
 }

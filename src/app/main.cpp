@@ -7,15 +7,20 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <string>
 #include <string_view>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
+#include <google/protobuf/stubs/common.h>
 #include <spdlog/spdlog.h>
 
 #include "app/logging.h"
 #include "app/payload_set.h"
 #include "app/relay.h"
+#include "app/signal_watch.h"
 #include "cdc/replication_stream.h"
 #include "cdc/slot_monitor.h"
 #include "config/config.h"
@@ -26,10 +31,24 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_hangups{0};
 std::atomic<bool> g_reload{false};
 
 void onSignal(int) { g_stop.store(true); }
-void onHangup(int) { g_reload.store(true); }
+void onHangup(int) {
+    g_hangups.fetch_add(1);
+    g_reload.store(true);
+}
+
+// Time allowed, after the stop request, beyond the configured drain before the process ends
+// itself: closing the replication connection, stopping the monitor and the HTTP endpoint.
+constexpr std::chrono::milliseconds kExitGrace{15000};
+
+std::map<std::string, std::string> libraryVersions() {
+    return {{"librdkafka", outboxd::sink::kafkaClientVersion()},
+            {"libpq", outboxd::cdc::libpqVersion()},
+            {"protobuf", google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION)}};
+}
 
 constexpr std::string_view kUsage = R"(usage: outboxd [--config FILE] [--check-config] [--accept-slot-loss]
        outboxd --version | --help
@@ -68,7 +87,9 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (arg == "--version") {
-            fmt::print("outboxd {}\n", OUTBOXD_VERSION);
+            fmt::print("outboxd {} (librdkafka {}) (commit {})\n", OUTBOXD_VERSION, outboxd::sink::kafkaClientVersion(),
+                       OUTBOXD_COMMIT);
+            for (const auto& [name, version] : libraryVersions()) fmt::print("{} {}\n", name, version);
             return 0;
         }
         if (arg == "--check-config") {
@@ -126,6 +147,7 @@ int main(int argc, char** argv) {
     }
     const outboxd::config::Config& config = *loaded;
     outboxd::app::setupLogging(config.log);
+    outboxd::app::setProcessLogField("slot", config.postgres.slot);
 
     struct sigaction sa {};
     sa.sa_handler = onSignal;
@@ -137,8 +159,11 @@ int main(int argc, char** argv) {
     sigemptyset(&hup.sa_mask);
     sigaction(SIGHUP, &hup, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
+    outboxd::app::SignalWatch signal_watch(g_stop, g_hangups, config.kafka.shutdown_timeout + kExitGrace,
+                                           [] { ::_exit(1); });
 
     outboxd::metrics::Metrics metrics;
+    metrics.setLibraryVersions(libraryVersions());
     outboxd::metrics::HttpServer http(metrics);
     if (!config.metrics.listen.empty()) {
         if (auto started = http.start(config.metrics.listen); !started) {
@@ -146,8 +171,9 @@ int main(int argc, char** argv) {
             return 1;
         }
     }
-    spdlog::info("outboxd {} starting: slot {}, publication {}, tables {}, brokers {}", OUTBOXD_VERSION,
-                 config.postgres.slot, config.postgres.publication, config.outbox.tables.size(), config.kafka.brokers);
+    spdlog::info("outboxd {} (librdkafka {}, commit {}) starting: slot {}, publication {}, tables {}, brokers {}",
+                 OUTBOXD_VERSION, outboxd::sink::kafkaClientVersion(), OUTBOXD_COMMIT, config.postgres.slot,
+                 config.postgres.publication, config.outbox.tables.size(), config.kafka.brokers);
     outboxd::cdc::SlotMonitor monitor(
         {config.postgres.dsn, config.postgres.slot, config.postgres.slot_check_interval,
          config.postgres.heartbeat_interval},

@@ -135,7 +135,13 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
             },
             [&](pg::Relation& relation) -> std::expected<void, Error> {
                 auto known = router_.onRelation(relation);
-                if (!known) return std::unexpected(known.error());
+                if (!known) {
+                    Error error = known.error();
+                    error.table = fmt::format("{}.{}", relation.schema, relation.name);
+                    error.lsn = fmt::format("{}", lsn);
+                    return std::unexpected(std::move(error));
+                }
+                if (*known) table_names_[relation.id.value] = fmt::format("{}.{}", relation.schema, relation.name);
                 spdlog::debug("relation {} = {}.{} ({} columns){}", relation.id.value, relation.schema, relation.name,
                               relation.columns.size(), *known ? ", an outbox table" : "");
                 return {};
@@ -159,7 +165,12 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
                 }
                 if (!routed) {
                     metrics_.eventFailed("invalid_row");
-                    return std::unexpected(routed.error());
+                    Error error = routed.error();
+                    if (auto it = table_names_.find(insert.relation.value); it != table_names_.end()) {
+                        error.table = it->second;
+                    }
+                    error.lsn = fmt::format("{}", lsn);
+                    return std::unexpected(std::move(error));
                 }
                 if (event_.occurred_from_commit_time && !warned_timestamp_) {
                     warned_timestamp_ = true;

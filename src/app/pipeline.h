@@ -11,6 +11,8 @@
 #include <expected>
 #include <optional>
 #include <span>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cdc/checkpointer.h"
@@ -82,6 +84,8 @@ private:
     std::uint64_t skips_logged_ = 0;
     bool warned_messages_ = false;
     bool warned_timestamp_ = false;
+    // schema.table of each outbox relation seen, for the errors' structured fields.
+    std::unordered_map<std::uint32_t, std::string> table_names_;
 };
 
 }  // namespace outboxd::app

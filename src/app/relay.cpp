@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/logging.h"
 #include "app/payload_set.h"
 #include "app/pipeline.h"
 #include "cdc/replication_stream.h"
@@ -116,10 +117,6 @@ private:
 
 std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create_slot) {
     streamed = false;
-    auto sink = sink::KafkaSink::create(config_.kafka);
-    if (!sink) return std::unexpected(sink.error());
-    sink_ = std::move(*sink);
-
     cdc::StreamOptions options{config_.postgres.dsn,
                                config_.postgres.slot,
                                config_.postgres.publication,
@@ -134,6 +131,10 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
     metrics_.setConnecting(false);
     if (!stream) return std::unexpected(stream.error());
     stream_ = std::move(*stream);
+    // The producer comes after the slot is ours: a standby retrying a slot in use builds none.
+    auto sink = sink::KafkaSink::create(config_.kafka);
+    if (!sink) return std::unexpected(sink.error());
+    sink_ = std::move(*sink);
     const auto& info = stream_->info();
     pipeline_ = std::make_unique<Pipeline>(config_, *sink_, metrics_, info.proto_version, info.start_lsn);
     pipeline_->setTypedPayloads(relay_.payloads_ != nullptr ? relay_.payloads_->current() : nullptr);
@@ -231,15 +232,13 @@ std::expected<void, Error> Relay::Session::sendStatus(bool reply_requested) {
 
 void Relay::Session::maybeReloadPayloads() {
     const bool forced = relay_.reload_requested_ != nullptr && relay_.reload_requested_->exchange(false);
-    if (relay_.payloads_ == nullptr || relay_.payloads_->current() == nullptr) {
-        if (forced) spdlog::info("SIGHUP: nothing to reload (no payload.protobuf.descriptor_set)");
-        return;
-    }
+    if (relay_.payloads_ == nullptr || relay_.payloads_->current() == nullptr) return;
     if (relay_.payloads_->maybeReload(forced, metrics_)) pipeline_->setTypedPayloads(relay_.payloads_->current());
 }
 
 void Relay::Session::updateGauges() {
     metrics_.setInFlight(sink_->inFlight());
+    metrics_.setKafkaUp(sink_->reachable());
     metrics_.setServerWalEnd(pipeline_->serverWalEnd().value());
     auto confirmed = last_sent_confirmed_.value();
     auto end = pipeline_->serverWalEnd().value();
@@ -288,6 +287,9 @@ int Relay::run() {
     bool first = true;
     bool ever_streamed = false;
     cdc::Lsn last_confirmed;
+    // The standby's "slot in use" line: the first, then one a minute with the count.
+    std::optional<Clock::time_point> slot_in_use_logged;
+    int slot_in_use_retries = 0;
     while (!stop_requested_.load()) {
         if (!first) metrics_.reconnect();
         first = false;
@@ -298,6 +300,7 @@ int Relay::run() {
             Session session(*this);
             result = session.run(streamed, !ever_streamed);
             metrics_.setStreaming(false);
+            metrics_.setKafkaUp(std::nullopt);
             if (session.lastConfirmed().isValid()) {
                 progressed = session.lastConfirmed() > last_confirmed;
                 last_confirmed = session.lastConfirmed();
@@ -315,6 +318,11 @@ int Relay::run() {
                 config_.postgres.slot, error.message);
         }
         metrics_.error(stageOf(error.kind), toString(error.kind));
+        LogFields fields{{"error_kind", std::string(toString(error.kind))},
+                         {"lsn", !error.lsn.empty()          ? error.lsn
+                                 : last_confirmed.isValid() ? fmt::format("{}", last_confirmed)
+                                                            : std::string()},
+                         {"table", error.table}};
         if (!isRetriable(error.kind)) {
             spdlog::error("{} ({}); exiting", error.message, toString(error.kind));
             return 1;
@@ -326,8 +334,15 @@ int Relay::run() {
         std::uniform_int_distribution<std::int64_t> jitter(0, backoff.count() / 2);
         auto wait = std::chrono::milliseconds(backoff.count() + jitter(rng));
         if (error.kind == ErrorKind::SlotInUse) {
-            spdlog::info("{}; retrying in {} ms", error.message, wait.count());
+            ++slot_in_use_retries;
+            if (!slot_in_use_logged || Clock::now() - *slot_in_use_logged >= 60s) {
+                spdlog::info("{}; retrying every {} ms or so{}", error.message, cap.count(),
+                             slot_in_use_logged ? fmt::format(" ({} attempts so far)", slot_in_use_retries) : "");
+                slot_in_use_logged = Clock::now();
+            }
         } else {
+            slot_in_use_logged.reset();
+            slot_in_use_retries = 0;
             spdlog::warn("{} ({}); retrying in {} ms from the slot's confirmed LSN{}", error.message,
                          toString(error.kind), wait.count(),
                          last_confirmed.isValid() ? fmt::format(" (last confirmed here: {})", last_confirmed) : "");

@@ -596,4 +596,9 @@ void ReplicationStream::close() {
 
 std::optional<std::string> validateDsn(const std::string& dsn) { return checkDsn(dsn); }
 
+std::string libpqVersion() {
+    const int v = PQlibVersion();
+    return fmt::format("{}.{}", v / 10000, v % 10000);
+}
+
 }  // namespace outboxd::cdc

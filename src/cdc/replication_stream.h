@@ -61,6 +61,9 @@ struct StreamInfo {
 // Removes password=... (key/value or URI) from a connection string for logging.
 [[nodiscard]] std::string redactDsn(std::string_view dsn);
 
+// The linked libpq's version, e.g. "15.5" (PQlibVersion).
+[[nodiscard]] std::string libpqVersion();
+
 class ReplicationStream {
 public:
     [[nodiscard]] static std::expected<std::unique_ptr<ReplicationStream>, Error> open(const StreamOptions& options);

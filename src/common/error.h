@@ -89,6 +89,9 @@ enum class ErrorKind {
 struct Error {
     ErrorKind kind;
     std::string message;  // says what happened and, for definite errors, what to do
+    // Where known, for the structured fields of JSON log lines (the message says them too).
+    std::string table{};  // schema.table of the change
+    std::string lsn{};    // LSN of the change
 };
 
 }  // namespace outboxd

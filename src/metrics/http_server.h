@@ -1,6 +1,8 @@
 #pragma once
 // The HTTP endpoint: GET /metrics (Prometheus text), /healthz, /readyz.
-// Owns a cpp-httplib server and the thread it listens on; start() binds or fails, stop() joins.
+// Owns a libmicrohttpd daemon: one polling thread (epoll) serves every connection, so slow or
+// idle clients cannot hold up a probe. start() binds and starts it or fails; stop() stops and
+// joins it, and is safe at any moment (before start, twice, right after start).
 
 #include <expected>
 #include <memory>

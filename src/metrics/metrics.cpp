@@ -1,6 +1,13 @@
 #include "metrics/metrics.h"
 
+#include <algorithm>
+#include <ctime>
+#include <iterator>
+
 #include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+
+#include "metrics/process_metrics.h"
 
 namespace outboxd::metrics {
 
@@ -24,7 +31,7 @@ Metrics::Metrics()
                               .Help("Events acknowledged by Kafka, by topic")
                               .Register(*registry_)),
       published_bytes_by_topic_(prometheus::BuildCounter()
-                                    .Name("outboxd_topic_bytes_published_total")
+                                    .Name("outboxd_topic_published_bytes_total")
                                     .Help("Bytes of record values acknowledged by Kafka, by topic")
                                     .Register(*registry_)),
       failed_(prometheus::BuildCounter()
@@ -56,26 +63,35 @@ Metrics::Metrics()
                     .Name("outboxd_logical_messages_total")
                     .Help("Logical decoding messages (pg_logical_emit_message) received, by kind")
                     .Register(*registry_)),
+      build_info_(prometheus::BuildGauge()
+                      .Name("outboxd_build_info")
+                      .Help("Build information: outboxd's version and commit, and the linked libraries' versions")
+                      .Register(*registry_)),
       slot_retained_(prometheus::BuildGauge()
                          .Name("outboxd_slot_retained_wal_bytes")
-                         .Help("WAL the slot keeps on the server: pg_current_wal_lsn() - restart_lsn")
-                         .Register(*registry_)
-                         .Add({})),
+                         .Help("WAL the slot keeps on the server: pg_current_wal_lsn() - restart_lsn (absent until the "
+                               "first slot check)")
+                         .Register(*registry_)),
       slot_safe_wal_size_(prometheus::BuildGauge()
                               .Name("outboxd_slot_safe_wal_size_bytes")
                               .Help("pg_replication_slots.safe_wal_size: WAL that can still be written before the slot "
-                                    "is lost (NaN when max_slot_wal_keep_size is unlimited)")
-                              .Register(*registry_)
-                              .Add({})),
+                                    "is lost (NaN when max_slot_wal_keep_size is unlimited; absent until the first "
+                                    "slot check)")
+                              .Register(*registry_)),
       slot_active_(prometheus::BuildGauge()
                        .Name("outboxd_slot_active")
-                       .Help("1 when the slot exists and a walsender streams from it")
-                       .Register(*registry_)
-                       .Add({})),
+                       .Help("1 when the slot exists and a walsender streams from it (absent until the first slot "
+                             "check)")
+                       .Register(*registry_)),
       slot_wal_status_(prometheus::BuildGauge()
                            .Name("outboxd_slot_wal_status")
                            .Help("pg_replication_slots.wal_status: 1 for the current status (reserved, extended, "
-                                 "unreserved, lost; missing when the slot does not exist)")
+                                 "unreserved, lost; missing when the slot does not exist; absent until the first slot "
+                                 "check)")
+                           .Register(*registry_)),
+      slot_last_check_(prometheus::BuildGauge()
+                           .Name("outboxd_slot_last_check_timestamp_seconds")
+                           .Help("Unix time of the last successful slot check (absent until the first)")
                            .Register(*registry_)),
       heartbeats_(prometheus::BuildCounter()
                       .Name("outboxd_heartbeats_total")
@@ -108,20 +124,21 @@ Metrics::Metrics()
                      .Add({})),
       streaming_(prometheus::BuildGauge()
                      .Name("outboxd_streaming")
-                     .Help("1 while the replication stream is open and Kafka is reachable")
+                     .Help("1 while the replication stream is open (Kafka: outboxd_kafka_up; /readyz needs both)")
                      .Register(*registry_)
                      .Add({})),
+      kafka_up_(prometheus::BuildGauge()
+                    .Name("outboxd_kafka_up")
+                    .Help("1 while the Kafka producer has a broker connection (librdkafka's broker state, every "
+                          "second)")
+                    .Register(*registry_)
+                    .Add({})),
       latency_(prometheus::BuildHistogram()
                    .Name("outboxd_event_latency_seconds")
                    .Help("Commit time to Kafka acknowledgement")
                    .Register(*registry_)
                    .Add({}, latencyBuckets())) {
-    prometheus::BuildGauge()
-        .Name("outboxd_build_info")
-        .Help("Build information")
-        .Register(*registry_)
-        .Add({{"version", OUTBOXD_VERSION}})
-        .Set(1);
+    setLibraryVersions({});
     // Series that exist from the start, so dashboards and alerts see 0 rather than nothing.
     for (const char* reason : {"delivery", "producer_fatal", "invalid_row", "rejected"}) {
         failed_.Add({{"reason", reason}});
@@ -130,12 +147,47 @@ Metrics::Metrics()
 }
 
 std::string Metrics::render() const {
-    return prometheus::TextSerializer().Serialize(registry_->Collect());
+    auto families = registry_->Collect();
+    auto process = processMetricFamilies();
+    std::ranges::move(process, std::back_inserter(families));
+    std::string text = prometheus::TextSerializer().Serialize(families);
+    // prometheus-cpp 1.0 writes "Nan"; the exposition format spells it "NaN".
+    for (auto pos = text.find(" Nan\n"); pos != std::string::npos; pos = text.find(" Nan\n", pos)) {
+        text.replace(pos + 1, 3, "NaN");
+    }
+    return text;
+}
+
+void Metrics::setLibraryVersions(const std::map<std::string, std::string>& libraries) {
+    if (build_info_series_ != nullptr) build_info_.Remove(build_info_series_);
+    std::map<std::string, std::string> labels{{"version", OUTBOXD_VERSION}, {"commit", OUTBOXD_COMMIT}};
+    for (const auto& [name, version] : libraries) labels[name] = version;
+    build_info_series_ = &build_info_.Add(labels);
+    build_info_series_->Set(1);
+}
+
+std::string Metrics::notReadyReason() const {
+    if (!streaming()) return "the replication stream is not open";
+    switch (kafka_up_flag_.load(std::memory_order_relaxed)) {
+        case 1: return "";
+        case 0: return "no Kafka broker is reachable";
+        default: return "Kafka's reachability is not known yet";
+    }
 }
 
 void Metrics::eventPublished(std::string_view topic, std::size_t bytes, double latency_seconds) {
     published_.Increment();
     auto it = topic_counters_.find(topic);
+    if (it == topic_counters_.end() && topic_counters_.size() >= kMaxTopicSeries) {
+        it = topic_counters_.find(std::string_view("(other)"));
+        if (it == topic_counters_.end()) {
+            spdlog::warn("more than {} topics: acknowledgements of further topics are counted under "
+                         "topic=\"(other)\" in outboxd_topic_events_published_total and "
+                         "outboxd_topic_published_bytes_total",
+                         kMaxTopicSeries);
+            topic = "(other)";
+        }
+    }
     if (it == topic_counters_.end()) {
         std::string name(topic);
         auto* events = &published_by_topic_.Add({{"topic", name}});
@@ -163,9 +215,10 @@ void Metrics::reconnect() { reconnects_.Increment(); }
 
 void Metrics::slotState(bool exists, bool active, const std::string& wal_status, double safe_wal_size,
                         std::uint64_t retained_bytes) {
-    slot_active_.Set(exists && active ? 1 : 0);
-    slot_retained_.Set(static_cast<double>(retained_bytes));
-    slot_safe_wal_size_.Set(safe_wal_size);
+    slot_active_.Add({}).Set(exists && active ? 1 : 0);
+    slot_retained_.Add({}).Set(static_cast<double>(retained_bytes));
+    slot_safe_wal_size_.Add({}).Set(safe_wal_size);
+    slot_last_check_.Add({}).Set(static_cast<double>(std::time(nullptr)));
     for (const char* status : {"reserved", "extended", "unreserved", "lost", "missing"}) {
         bool current = exists ? wal_status == status : std::string_view(status) == "missing";
         slot_wal_status_.Add({{"status", status}}).Set(current ? 1 : 0);

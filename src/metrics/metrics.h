@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -25,8 +27,11 @@ public:
     Metrics();
 
     [[nodiscard]] std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
-    // Prometheus text exposition of every metric.
+    // Prometheus text exposition of every metric, with the process_* metrics of this process.
     [[nodiscard]] std::string render() const;
+
+    // Adds the linked libraries' versions (name -> version) to outboxd_build_info.
+    void setLibraryVersions(const std::map<std::string, std::string>& libraries);
 
     void eventPublished(std::string_view topic, std::size_t bytes, double latency_seconds);
     void eventFailed(std::string_view reason);
@@ -38,7 +43,7 @@ public:
     void skippedChange(std::string_view kind);
     void reconnect();
     void logicalMessage(bool transactional);
-    // From the slot monitor's thread.
+    // From the slot monitor's thread. The slot gauges exist only after the first check.
     void slotState(bool exists, bool active, const std::string& wal_status, double safe_wal_size,
                    std::uint64_t retained_bytes);
     void heartbeat(bool ok);
@@ -52,6 +57,12 @@ public:
         streaming_.Set(streaming ? 1 : 0);
         streaming_flag_.store(streaming, std::memory_order_relaxed);
     }
+    // Whether the Kafka producer has a broker connection; nullopt while unknown (no producer, or
+    // none of its statistics yet).
+    void setKafkaUp(std::optional<bool> up) {
+        kafka_up_.Set(up.value_or(false) ? 1 : 0);
+        kafka_up_flag_.store(up ? (*up ? 1 : 0) : -1, std::memory_order_relaxed);
+    }
 
     // Health: the loop calls tick() on every turn; healthy() is true while it turned recently.
     void tick() { last_tick_ns_.store(now(), std::memory_order_relaxed); }
@@ -63,6 +74,12 @@ public:
     }
     [[nodiscard]] bool healthy(std::chrono::seconds within = std::chrono::seconds(30)) const;
     [[nodiscard]] bool streaming() const { return streaming_flag_.load(std::memory_order_relaxed); }
+    // Empty while ready (streaming, and a Kafka broker reachable); otherwise why not, for /readyz.
+    [[nodiscard]] std::string notReadyReason() const;
+
+    // Per-topic series kept at most; acknowledgements for further topics count under
+    // topic="(other)" (not a legal Kafka topic name).
+    static constexpr std::size_t kMaxTopicSeries = 1000;
 
 private:
     static std::int64_t now();
@@ -79,10 +96,14 @@ private:
     prometheus::Family<prometheus::Counter>& skipped_;
     prometheus::Counter& reconnects_;
     prometheus::Family<prometheus::Counter>& messages_;
-    prometheus::Gauge& slot_retained_;
-    prometheus::Gauge& slot_safe_wal_size_;
-    prometheus::Gauge& slot_active_;
+    prometheus::Family<prometheus::Gauge>& build_info_;
+    prometheus::Gauge* build_info_series_ = nullptr;
+    // Slot gauges: families registered at once, series added by the first slotState().
+    prometheus::Family<prometheus::Gauge>& slot_retained_;
+    prometheus::Family<prometheus::Gauge>& slot_safe_wal_size_;
+    prometheus::Family<prometheus::Gauge>& slot_active_;
     prometheus::Family<prometheus::Gauge>& slot_wal_status_;
+    prometheus::Family<prometheus::Gauge>& slot_last_check_;
     prometheus::Family<prometheus::Counter>& heartbeats_;
     prometheus::Gauge& lag_bytes_;
     prometheus::Gauge& lag_seconds_;
@@ -90,6 +111,7 @@ private:
     prometheus::Gauge& server_wal_end_;
     prometheus::Gauge& in_flight_;
     prometheus::Gauge& streaming_;
+    prometheus::Gauge& kafka_up_;
     prometheus::Histogram& latency_;
     // Per-topic counters, looked up once per topic (relay thread only); found by string_view, so
     // an acknowledgement costs no string copy.
@@ -102,6 +124,7 @@ private:
         topic_counters_;
     std::atomic<std::int64_t> last_tick_ns_{0};
     std::atomic<bool> streaming_flag_{false};
+    std::atomic<int> kafka_up_flag_{-1};  // -1 unknown, 0 down, 1 up
     std::atomic<bool> connecting_{false};
 };
 

@@ -7,9 +7,12 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
-#include <thread>
+#include <deque>
+#include <mutex>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -17,6 +20,8 @@
 #include <spdlog/spdlog.h>
 
 namespace outboxd::sink {
+
+std::string kafkaClientVersion() { return rd_kafka_version_str(); }
 
 std::vector<std::pair<std::string, std::string>> defaultProducerProperties() {
     return {
@@ -30,18 +35,49 @@ std::vector<std::pair<std::string, std::string>> defaultProducerProperties() {
         {"queue.buffering.max.kbytes", "16384"},
         {"batch.size", "1000000"},
         {"client.id", "outboxd"},
+        // Never expire a queued record: a record that times out can leave a gap that idempotence
+        // does not cover, so a later record of the same key lands before it is sent again. A broker
+        // outage is then a stall (visible in outboxd_kafka_up), never a reorder.
+        {"message.timeout.ms", "0"},
+        // Broker states for outboxd_kafka_up, served on the relay's thread by poll().
+        {"statistics.interval.ms", "1000"},
     };
 }
+
+
+namespace {
+
+// The number of brokers in the UP state in a librdkafka statistics document
+// (https://github.com/confluentinc/librdkafka/blob/master/STATISTICS.md: brokers.*.source and
+// brokers.*.state), not counting the internal and logical brokers.
+int brokersUp(std::string_view json) {
+    int up = 0;
+    constexpr std::string_view kSource = "\"source\":\"";
+    constexpr std::string_view kState = "\"state\":\"";
+    for (auto pos = json.find(kSource); pos != std::string_view::npos; pos = json.find(kSource, pos)) {
+        pos += kSource.size();
+        auto source = json.substr(pos, json.find('"', pos) - pos);
+        auto state_pos = json.find(kState, pos);
+        if (state_pos == std::string_view::npos) break;
+        state_pos += kState.size();
+        auto state = json.substr(state_pos, json.find('"', state_pos) - state_pos);
+        if (source != "internal" && source != "logical" && state == "UP") ++up;
+        pos = state_pos;
+    }
+    return up;
+}
+
+}  // namespace
 
 bool isSecretProperty(std::string_view name) {
     std::string lower(name);
     std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return lower.find("password") != std::string::npos || lower.find("secret") != std::string::npos ||
-           lower.find("key") != std::string::npos || lower.find("token") != std::string::npos ||
-           lower.find("jaas") != std::string::npos;
+    return config::isSecretKey(lower) || lower.find("jaas") != std::string::npos;
 }
 
 struct KafkaSink::Impl {
+    static constexpr std::size_t kMaxTopicHandles = 1000;
+
     rd_kafka_t* rk = nullptr;
     rd_kafka_queue_t* main_queue = nullptr;
     std::array<int, 2> pipe_fds{-1, -1};
@@ -49,33 +85,95 @@ struct KafkaSink::Impl {
     std::size_t in_flight = 0;
     bool fatal = false;
     std::string auth_error;  // set by onError on an authentication failure
-    // Topics whose metadata this producer has asked for (see topicHandle), with the producer's
-    // handle for each, kept for the producer's life: producing through a handle spares
-    // librdkafka a look-up of the topic by name (under a lock) for every record.
+    std::string brokers;     // sink.kafka.brokers, for the unreachable warning
+    // Broker reachability from the statistics callback (relay thread). Unknown until the first
+    // statistics document.
+    std::optional<bool> reachable;
+    std::chrono::steady_clock::time_point last_reachable = std::chrono::steady_clock::now();
+    std::chrono::milliseconds unreachable_warning_after{30000};
+    bool warned_unreachable = false;
+    // Topics this producer has produced to, with the producer's handle for each: producing
+    // through a handle spares librdkafka a look-up of the topic by name (under a lock) for every
+    // record. At most kMaxTopicHandles are kept; past that the least recently used half is
+    // released (librdkafka keeps a released topic alive while records of it are queued).
     struct NameHash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
     };
-    std::unordered_map<std::string, rd_kafka_topic_t*, NameHash, std::equal_to<>> topics;
+    struct TopicEntry {
+        rd_kafka_topic_t* rkt = nullptr;
+        std::uint64_t last_use = 0;
+    };
+    std::unordered_map<std::string, TopicEntry, NameHash, std::equal_to<>> topics;
+    std::uint64_t use_clock = 0;
+
+    // Warms new topics off the relay's thread: librdkafka looks up an unknown topic's partitions
+    // on its one-second timer, which would delay the first events of every new topic; a
+    // metadata request here makes that happen at once without blocking the event loop.
+    std::mutex warm_mutex;
+    std::condition_variable warm_cv;
+    std::deque<std::string> warm_queue;  // guarded by warm_mutex
+    bool warm_stopping = false;          // guarded by warm_mutex
+    std::thread warmer;
 
     rd_kafka_topic_t* topicHandle(const std::string& topic) {
-        if (auto it = topics.find(std::string_view(topic)); it != topics.end()) return it->second;
+        ++use_clock;
+        if (auto it = topics.find(std::string_view(topic)); it != topics.end()) {
+            it->second.last_use = use_clock;
+            return it->second.rkt;
+        }
+        if (topics.size() >= kMaxTopicHandles) evictTopics();
         rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-        if (rkt != nullptr) warmTopic(rkt);
-        topics.emplace(topic, rkt);
+        if (rkt != nullptr) {
+            std::lock_guard lock(warm_mutex);
+            warm_queue.push_back(topic);
+            warm_cv.notify_one();
+        }
+        topics.emplace(topic, TopicEntry{rkt, use_clock});
         return rkt;
     }
 
-    // librdkafka looks up an unknown topic's partitions on its one-second timer, which would
-    // delay the first events of every topic and every session by up to a second. Ask once,
-    // synchronously, with a short timeout; on failure the timer still does it.
-    void warmTopic(rd_kafka_topic_t* rkt) {
+    void evictTopics() {
+        std::vector<std::uint64_t> uses;
+        uses.reserve(topics.size());
+        for (const auto& [name, entry] : topics) uses.push_back(entry.last_use);
+        auto middle = uses.begin() + static_cast<std::ptrdiff_t>(uses.size() / 2);
+        std::ranges::nth_element(uses, middle);
+        const std::uint64_t cutoff = *middle;
+        std::erase_if(topics, [&](const auto& item) {
+            if (item.second.last_use >= cutoff) return false;
+            if (item.second.rkt != nullptr) rd_kafka_topic_destroy(item.second.rkt);
+            return true;
+        });
+    }
+
+    void warmLoop() {
+        while (true) {
+            std::string name;
+            {
+                std::unique_lock lock(warm_mutex);
+                warm_cv.wait(lock, [&] { return warm_stopping || !warm_queue.empty(); });
+                if (warm_stopping) return;
+                name = std::move(warm_queue.front());
+                warm_queue.pop_front();
+            }
+            warmTopic(name);
+        }
+    }
+
+    void warmTopic(const std::string& name) {
+        rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, name.c_str(), nullptr);
+        if (rkt == nullptr) return;
         // A topic the broker creates on first use answers "unknown" at first: ask again briefly.
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
         while (std::chrono::steady_clock::now() < deadline) {
+            {
+                std::lock_guard lock(warm_mutex);
+                if (warm_stopping) break;
+            }
             const rd_kafka_metadata_t* md = nullptr;
             bool ready = false;
-            if (rd_kafka_metadata(rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR && md != nullptr) {
+            if (rd_kafka_metadata(rk, 0, rkt, &md, 500) == RD_KAFKA_RESP_ERR_NO_ERROR && md != nullptr) {
                 ready = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
                         md->topics[0].partition_cnt > 0;
                 rd_kafka_metadata_destroy(md);
@@ -85,14 +183,37 @@ struct KafkaSink::Impl {
             if (ready) break;
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
+        rd_kafka_topic_destroy(rkt);
+    }
+
+    void stopWarmer() {
+        {
+            std::lock_guard lock(warm_mutex);
+            warm_stopping = true;
+        }
+        warm_cv.notify_all();
+        if (warmer.joinable()) warmer.join();
+    }
+
+    void checkReachable() {
+        if (reachable.value_or(true)) return;
+        const auto down = std::chrono::steady_clock::now() - last_reachable;
+        if (!warned_unreachable && down >= unreachable_warning_after) {
+            warned_unreachable = true;
+            spdlog::warn("no Kafka broker has been reachable for {} s (sink.kafka.brokers: {}); events wait in the "
+                         "producer's queue and nothing is confirmed until one is; check the brokers, the network "
+                         "and sink.kafka.properties (security.protocol, TLS, SASL)",
+                         std::chrono::duration_cast<std::chrono::seconds>(down).count(), brokers);
+        }
     }
 
     ~Impl() {
+        stopWarmer();
         if (rk != nullptr) {
             rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
             rd_kafka_poll(rk, 0);
-            for (auto& [name, rkt] : topics) {
-                if (rkt != nullptr) rd_kafka_topic_destroy(rkt);
+            for (auto& [name, entry] : topics) {
+                if (entry.rkt != nullptr) rd_kafka_topic_destroy(entry.rkt);
             }
             if (main_queue != nullptr) {
                 rd_kafka_queue_io_event_enable(main_queue, -1, nullptr, 0);
@@ -128,6 +249,7 @@ struct KafkaSink::Impl {
                     break;
             }
         }
+        if (d.ok) self->markReachable(true);
         self->collected.push_back(std::move(d));
         if (self->in_flight > 0) --self->in_flight;
     }
@@ -141,14 +263,37 @@ struct KafkaSink::Impl {
             spdlog::error("kafka producer fatal error: {}: {}", rd_kafka_err2name(orig), buf.data());
             return;
         }
+        if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) self->markReachable(false);
         if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED) {
             self->auth_error = reason;
         }
         spdlog::warn("kafka: {}: {}", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
     }
 
+    static int onStats(rd_kafka_t* /*rk*/, char* json, size_t len, void* opaque) {
+        auto* self = static_cast<Impl*>(opaque);
+        self->markReachable(brokersUp(std::string_view(json, len)) > 0);
+        return 0;
+    }
+
+    // From the statistics (every statistics.interval.ms), and also from an acknowledgement (a
+    // broker took a record) and from the all-brokers-down error, so the state stays right if a
+    // user turns the statistics off.
+    void markReachable(bool up) {
+        if (up) {
+            if (warned_unreachable) spdlog::info("a Kafka broker is reachable again");
+            warned_unreachable = false;
+            last_reachable = std::chrono::steady_clock::now();
+        }
+        reachable = up;
+    }
+
     static void onLog(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* buf) {
-        if (level <= 3) {
+        // A broker failure is logged under FAIL and also raised to the error callback, which logs
+        // it: one line per failure, so FAIL stays at debug.
+        if (std::string_view(fac) == "FAIL") {
+            spdlog::debug("librdkafka {}: {}", fac, buf);
+        } else if (level <= 3) {
             spdlog::error("librdkafka {}: {}", fac, buf);
         } else if (level <= 4) {
             spdlog::warn("librdkafka {}: {}", fac, buf);
@@ -247,6 +392,8 @@ std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config:
     rd_kafka_conf_set_dr_msg_cb(conf, &Impl::onDelivery);
     rd_kafka_conf_set_error_cb(conf, &Impl::onError);
     rd_kafka_conf_set_log_cb(conf, &Impl::onLog);
+    rd_kafka_conf_set_stats_cb(conf, &Impl::onStats);
+    impl->brokers = config.brokers;
 
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr.data(), errstr.size());
     if (rk == nullptr) {
@@ -258,6 +405,8 @@ std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config:
     }
     impl->main_queue = rd_kafka_queue_get_main(rk);
     rd_kafka_queue_io_event_enable(impl->main_queue, impl->pipe_fds[1], "1", 1);
+    impl->warmer = std::thread([raw = impl.get()] { raw->warmLoop(); });
+    spdlog::debug("Kafka producer created (librdkafka {})", rd_kafka_version_str());
     return std::unique_ptr<KafkaSink>(new KafkaSink(std::move(impl)));
 }
 
@@ -325,6 +474,7 @@ std::expected<void, Error> KafkaSink::poll(std::chrono::milliseconds timeout, st
     while (::read(impl_->pipe_fds[0], drain.data(), drain.size()) > 0) {
     }
     rd_kafka_poll(impl_->rk, static_cast<int>(timeout.count()));
+    impl_->checkReachable();
     if (!impl_->collected.empty()) {
         if (out.empty()) {
             out.swap(impl_->collected);
@@ -353,6 +503,14 @@ std::expected<void, Error> KafkaSink::poll(std::chrono::milliseconds timeout, st
 std::size_t KafkaSink::inFlight() const { return impl_->in_flight; }
 
 int KafkaSink::eventFd() const { return impl_->pipe_fds[0]; }
+
+std::optional<bool> KafkaSink::reachable() const { return impl_->reachable; }
+
+std::size_t KafkaSink::topicHandles() const { return impl_->topics.size(); }
+
+void KafkaSink::setUnreachableWarningAfterForTesting(std::chrono::milliseconds after) {
+    impl_->unreachable_warning_after = after;
+}
 
 void KafkaSink::raiseFatalErrorForTesting(const std::string& reason) {
     rd_kafka_test_fatal_error(impl_->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason.c_str());

@@ -41,6 +41,13 @@ public:
     [[nodiscard]] std::size_t inFlight() const override;
     [[nodiscard]] int eventFd() const override;
 
+    // Whether a broker connection is up (from librdkafka's statistics, every second); unknown
+    // until the first statistics. While none has been up for 30 s, poll() logs a warning once.
+    [[nodiscard]] std::optional<bool> reachable() const;
+    // Topic handles held (at most 1000: past that the least recently used half is released).
+    [[nodiscard]] std::size_t topicHandles() const;
+    void setUnreachableWarningAfterForTesting(std::chrono::milliseconds after);
+
     // Test seam: makes librdkafka raise a fatal error, as a lost idempotence state would.
     void raiseFatalErrorForTesting(const std::string& reason);
 
@@ -53,6 +60,10 @@ private:
 
 // The librdkafka properties outboxd sets before the user's (documented in docs/configuration.md).
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> defaultProducerProperties();
+
+// The version of the librdkafka the process runs with (rd_kafka_version_str(): the loaded
+// library's, which may differ from the headers' when the wrong one is on the loader's path).
+[[nodiscard]] std::string kafkaClientVersion();
 
 // True when a librdkafka property's value must never be logged.
 [[nodiscard]] bool isSecretProperty(std::string_view name);
