@@ -151,6 +151,10 @@ void Daemon::kill9() {
     pid_ = -1;
 }
 
+void Daemon::signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+}
+
 std::optional<int> Daemon::waitExit(std::chrono::seconds timeout) {
     if (pid_ <= 0) return std::nullopt;
     auto until = std::chrono::steady_clock::now() + timeout;

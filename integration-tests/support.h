@@ -57,6 +57,8 @@ public:
     // With more command-line arguments after --config FILE (e.g. --accept-slot-loss).
     void start(const std::vector<std::string>& extra_args);
     void kill9();
+    // Sends `sig` (SIGHUP, SIGSTOP...) to the running process.
+    void signal(int sig);
     // SIGTERM, then waits; returns the exit code (or 128+signal).
     int terminate(std::chrono::seconds timeout = std::chrono::seconds(60));
     // Waits for the process to exit on its own; nullopt on timeout.

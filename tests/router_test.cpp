@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <sstream>
+
+#include "outbox/payload/typed_payloads.h"
 #include "outbox/router.h"
 #include "outboxd/v1/event.pb.h"
 
@@ -287,4 +291,116 @@ TEST_CASE("a router that routed other rows gives the same bytes as a fresh one",
         CHECK(a.key == b.key);
         CHECK(a.topic == b.topic);
     }
+}
+
+namespace {
+
+std::unique_ptr<outbox::payload::TypedPayloads> typedSet() {
+    std::ifstream in(OUTBOXD_TEST_DESCRIPTORS, std::ios::binary);
+    REQUIRE(in.good());
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    outbox::payload::TypedPayloadOptions options;
+    options.types = {{"UserRegistered", "outboxd.test.v1.UserRegistered"}};
+    auto set = outbox::payload::TypedPayloads::load(bytes.str(), "events_test.binpb", options);
+    REQUIRE(set.has_value());
+    return std::move(*set);
+}
+
+}  // namespace
+
+TEST_CASE("a typed event's JSON payload is published as its protobuf message", "[router][payload]") {
+    auto config = defaultConfig();
+    outbox::Router router(config);
+    REQUIRE(router.onRelation(outboxRelation()));
+    auto set = typedSet();
+    router.setTypedPayloads(set.get());
+    outbox::OutboxEvent ev;
+    REQUIRE(router.route(row(16384, R"({"userId": "u-1"})"), ctx(), ev));
+    CHECK(ev.content_type == "application/x-protobuf; messageType=outboxd.test.v1.UserRegistered");
+    outboxd::v1::Event decoded;
+    REQUIRE(decoded.ParseFromString(ev.value));
+    CHECK(decoded.content_type() == ev.content_type);
+    CHECK(decoded.payload() == std::string("\x0a\x03u-1", 5));
+
+    // A type the set does not list passes as it is (untyped: pass, the default).
+    Insert other = row(16384, R"({"x": 1})");
+    other.new_tuple[3] = text("UserDeleted");
+    REQUIRE(router.route(other, ctx(), ev));
+    CHECK(ev.content_type == "application/json");
+    REQUIRE(decoded.ParseFromString(ev.value));
+    CHECK(decoded.payload() == R"({"x": 1})");
+
+    // Without the set (reloaded away), payloads pass as they are again.
+    router.setTypedPayloads(nullptr);
+    REQUIRE(router.route(row(16384, R"({"userId": "u-1"})"), ctx(), ev));
+    CHECK(ev.content_type == "application/json");
+}
+
+TEST_CASE("a payload that is not its type, or an unlisted type with untyped: fail, is an invalid row", "[router][payload]") {
+    auto config = defaultConfig();
+    outbox::Router router(config);
+    REQUIRE(router.onRelation(outboxRelation()));
+    auto set = typedSet();
+    router.setTypedPayloads(set.get());
+    outbox::OutboxEvent ev;
+    auto bad = router.route(row(16384, R"({"userId": 5, "colour": "red"})"), ctx(), ev);
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().kind == ErrorKind::InvalidRow);
+    CHECK(router.lastInvalidReason() == "payload_type");
+    CHECK_THAT(bad.error().message, Catch::Contains("5b1a0c4e-9f51-4c3b-8a3e-0b7c2d1e6f70"));
+    CHECK_THAT(bad.error().message, Catch::Contains("column 'payload'"));
+    CHECK_THAT(bad.error().message, Catch::Contains("0/1000"));
+    CHECK_THAT(bad.error().message, Catch::Contains("public.outbox"));
+    CHECK_THAT(bad.error().message,
+               Catch::Contains("SELECT * FROM public.outbox WHERE id = '5b1a0c4e-9f51-4c3b-8a3e-0b7c2d1e6f70'"));
+
+    config.payload.protobuf.untyped = config::Untyped::Fail;
+    Insert other = row(16384);
+    other.new_tuple[3] = text("UserDeleted");
+    auto untyped = router.route(other, ctx(), ev);
+    REQUIRE_FALSE(untyped.has_value());
+    CHECK(router.lastInvalidReason() == "untyped");
+    CHECK_THAT(untyped.error().message, Catch::Contains("'UserDeleted'"));
+}
+
+TEST_CASE("an invalid row's dead-letter record keeps its key, bytes and says what was wrong", "[router][payload]") {
+    auto config = defaultConfig();
+    config.invalid_rows.dead_letter_topic = "auth.dead-letter";
+    outbox::Router router(config);
+    REQUIRE(router.onRelation(outboxRelation()));
+    Insert ins = row(16384, R"({"name": "ana"})");
+    ins.new_tuple[1] = Value{ValueKind::Null, {}};  // aggregatetype NULL: the topic cannot render
+    outbox::OutboxEvent ev;
+    auto routed = router.route(ins, ctx(), ev);
+    REQUIRE_FALSE(routed.has_value());
+    CHECK(router.lastInvalidReason() == "null_topic");
+    REQUIRE(router.deadLetter(ins, ctx(), routed.error().message, ev));
+    CHECK(ev.topic == "auth.dead-letter");
+    CHECK(ev.key == "42");
+    CHECK_FALSE(ev.key_is_null);
+    CHECK(ev.value == R"({"name": "ana"})");
+    CHECK(ev.id == "5b1a0c4e-9f51-4c3b-8a3e-0b7c2d1e6f70");
+    CHECK(ev.type == "UserRegistered");
+    CHECK(ev.aggregate_type.empty());
+    CHECK(ev.content_type.empty());
+    REQUIRE(ev.extra_headers.size() == 3);
+    CHECK(ev.extra_headers[0].first == "outboxd.error");
+    CHECK(ev.extra_headers[0].second == routed.error().message);
+    CHECK(ev.extra_headers[1] == std::pair<std::string, std::string>{"outboxd.lsn", "0/1000"});
+    CHECK(ev.extra_headers[2] == std::pair<std::string, std::string>{"outboxd.table", "public.outbox"});
+
+    // The next good row carries none of the dead-letter headers.
+    REQUIRE(router.route(row(16384), ctx(), ev));
+    CHECK(ev.extra_headers.empty());
+    CHECK(ev.topic == "outbox.event.user");
+
+    // A bytea payload is dead-lettered as its bytes.
+    auto rel = outboxRelation(16385, outbox::oid::kBytea);
+    REQUIRE(router.onRelation(rel));
+    Insert bin = row(16385, "\\x00ff");
+    bin.new_tuple[1] = Value{ValueKind::Null, {}};
+    REQUIRE_FALSE(router.route(bin, ctx(), ev).has_value());
+    REQUIRE(router.deadLetter(bin, ctx(), "why", ev));
+    CHECK(ev.value == std::string("\x00\xff", 2));
 }

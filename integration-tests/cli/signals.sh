@@ -20,7 +20,7 @@ grep -q "starting" "$log" || fail "outboxd did not start"
 kill -HUP "$pid"
 sleep 1
 kill -0 "$pid" 2>/dev/null || fail "SIGHUP ended the process"
-grep -q "SIGHUP received: nothing is reloadable yet" "$log" || fail "no log line for SIGHUP"
+grep -q "SIGHUP received: only payload.protobuf.descriptor_set is reloaded" "$log" || fail "no log line for SIGHUP"
 grep '"level":"info"' "$log" | grep -q '"slot":"outboxd"' || fail "JSON lines carry no slot field"
 kill -TERM "$pid"
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

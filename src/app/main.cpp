@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/logging.h"
+#include "app/payload_set.h"
 #include "app/relay.h"
 #include "app/signal_watch.h"
 #include "cdc/replication_stream.h"
@@ -31,9 +32,13 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_hangups{0};
+std::atomic<bool> g_reload{false};
 
 void onSignal(int) { g_stop.store(true); }
-void onHangup(int) { g_hangups.fetch_add(1); }
+void onHangup(int) {
+    g_hangups.fetch_add(1);
+    g_reload.store(true);
+}
 
 // Time allowed, after the stop request, beyond the configured drain before the process ends
 // itself: closing the replication connection, stopping the monitor and the HTTP endpoint.
@@ -131,6 +136,11 @@ int main(int argc, char** argv) {
     if (refused) {
         return 2;
     }
+    auto payloads = outboxd::app::PayloadSet::load(*loaded, config_path);
+    if (!payloads) {
+        fmt::print(stderr, "{}\n", payloads.error());
+        return 2;
+    }
     if (check_only) {
         fmt::print("ok\n");
         return 0;
@@ -176,6 +186,7 @@ int main(int argc, char** argv) {
         [&metrics](bool ok) { metrics.heartbeat(ok); });
     monitor.start();
     outboxd::app::Relay relay(config, metrics, g_stop);
+    relay.setPayloadSet(payloads->get(), &g_reload);
     if (accept_slot_loss) relay.acceptSlotLoss();
     int code = relay.run();
     monitor.stop();

@@ -151,6 +151,18 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
                 if (!router_.isOutbox(insert.relation)) return {};
                 change_ctx_.lsn = lsn;
                 auto routed = router_.route(insert, change_ctx_, event_);
+                if (!routed && routed.error().kind == ErrorKind::InvalidRow &&
+                    config_.invalid_rows.action == config::InvalidRowAction::DeadLetter) {
+                    const std::string reason(router_.lastInvalidReason());
+                    if (auto dead = router_.deadLetter(insert, change_ctx_, routed.error().message, event_); !dead) {
+                        return std::unexpected(dead.error());
+                    }
+                    metrics_.eventDeadLettered(reason);
+                    spdlog::warn("dead-lettered to {}: {}", config_.invalid_rows.dead_letter_topic,
+                                 routed.error().message);
+                    held_ = *open_txn_;
+                    return produceHeld();
+                }
                 if (!routed) {
                     metrics_.eventFailed("invalid_row");
                     Error error = routed.error();

@@ -30,6 +30,9 @@ public:
     Pipeline(const config::Config& config, sink::Sink& sink, metrics::Metrics& metrics, int proto_version,
              cdc::Lsn start);
 
+    // The typed-payload set used from the next row on (nullptr: none). Not owned.
+    void setTypedPayloads(outbox::payload::TypedPayloads* set) { router_.setTypedPayloads(set); }
+
     // Handles one CopyData frame from the server (XLogData or keepalive).
     [[nodiscard]] std::expected<void, Error> handleFrame(std::span<const std::byte> frame);
 

@@ -13,6 +13,7 @@
 
 #include "app/logging.h"
 #include "app/confirm_pacer.h"
+#include "app/payload_set.h"
 #include "app/pipeline.h"
 #include "cdc/replication_stream.h"
 #include "cdc/source_checks.h"
@@ -103,6 +104,8 @@ private:
     std::expected<void, Error> sendStatus(bool reply_requested = false);
     std::expected<void, Error> maybeSendStatus();
     void updateGauges();
+    // Between rows: a SIGHUP or a changed descriptor set file swaps the typed-payload set.
+    void maybeReloadPayloads();
     // Waits up to `timeout` for deliveries to drain, then confirms what was delivered.
     void drainAndConfirm(std::chrono::milliseconds timeout);
 
@@ -140,6 +143,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
     sink_ = std::move(*sink);
     const auto& info = stream_->info();
     pipeline_ = std::make_unique<Pipeline>(config_, *sink_, metrics_, info.proto_version, info.start_lsn);
+    pipeline_->setTypedPayloads(relay_.payloads_ != nullptr ? relay_.payloads_->current() : nullptr);
     last_sent_confirmed_ = info.start_lsn;
     streamed = true;
     metrics_.setStreaming(true);
@@ -177,6 +181,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
         }
         if (auto ok = maybeSendStatus(); !ok) return std::unexpected(ok.error());
         updateGauges();
+        maybeReloadPayloads();
         if (pipeline_->blocked()) silence.notReading(Clock::now());
         switch (silence.check(Clock::now())) {
             case cdc::SilenceDetector::Verdict::Quiet:
@@ -224,6 +229,12 @@ std::expected<void, Error> Relay::Session::sendStatus(bool reply_requested) {
     pacer_.sent(Clock::now(), confirmed);
     metrics_.setConfirmed(confirmed.value());
     return {};
+}
+
+void Relay::Session::maybeReloadPayloads() {
+    const bool forced = relay_.reload_requested_ != nullptr && relay_.reload_requested_->exchange(false);
+    if (relay_.payloads_ == nullptr || relay_.payloads_->current() == nullptr) return;
+    if (relay_.payloads_->maybeReload(forced, metrics_)) pipeline_->setTypedPayloads(relay_.payloads_->current());
 }
 
 void Relay::Session::updateGauges() {

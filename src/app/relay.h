@@ -21,9 +21,18 @@
 
 namespace outboxd::app {
 
+class PayloadSet;
+
 class Relay {
 public:
     Relay(const config::Config& config, metrics::Metrics& metrics, const std::atomic<bool>& stop_requested);
+
+    // The typed-payload set handed to each session's router, reloaded between rows when
+    // `reload_requested` is set (SIGHUP) or its file changes. Optional; not owned.
+    void setPayloadSet(PayloadSet* set, std::atomic<bool>* reload_requested) {
+        payloads_ = set;
+        reload_requested_ = reload_requested;
+    }
 
     // Runs until a stop request (returns 0) or a definite error (logs it, returns 1).
     [[nodiscard]] int run();
@@ -38,6 +47,8 @@ private:
     const config::Config& config_;
     metrics::Metrics& metrics_;
     const std::atomic<bool>& stop_requested_;
+    PayloadSet* payloads_ = nullptr;
+    std::atomic<bool>* reload_requested_ = nullptr;
     bool accept_slot_loss_ = false;
 };
 

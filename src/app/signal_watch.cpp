@@ -31,8 +31,8 @@ void SignalWatch::run() {
         wake_.wait_for(lock, std::chrono::milliseconds(50));
         if (finished_) return;
         if (hangups_.exchange(0) > 0) {
-            spdlog::info("SIGHUP received: nothing is reloadable yet, so it is ignored; restart outboxd to apply a "
-                         "changed configuration");
+            spdlog::info("SIGHUP received: only payload.protobuf.descriptor_set is reloaded (when set); restart "
+                         "outboxd to apply any other change of the configuration");
         }
         if (!stop_seen && stop_requested_.load()) stop_seen = Clock::now();
         if (stop_seen && Clock::now() - *stop_seen >= deadline_) {

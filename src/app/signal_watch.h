@@ -1,6 +1,6 @@
 #pragma once
 // Acts on the flags main's signal handlers set, from an ordinary thread where logging is safe:
-// logs each SIGHUP (nothing is reloadable yet, so it is ignored), and once a stop was requested
+// logs each SIGHUP (the relay reloads the typed-payload set; nothing else is reloadable), and once a stop was requested
 // ends the process through `on_deadline` if it is still running `deadline` later, so a shutdown
 // that hangs cannot make SIGTERM a no-op.
 // Owns one thread: the constructor starts it, the destructor stops and joins it.

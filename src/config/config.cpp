@@ -309,8 +309,10 @@ public:
         return section;
     }
 
-    // A map with free-form keys (librdkafka properties).
-    Section freeMap(const Section& parent, std::string_view name) {
+    // A map with free-form keys (librdkafka properties, event types); `what` says what its
+    // keys and values are.
+    Section freeMap(const Section& parent, std::string_view name,
+                    std::string_view what = "librdkafka property names to values") {
         Section section;
         section.path = joinPath(parent.path, name);
         use(section.path);
@@ -323,8 +325,8 @@ public:
         record(section.path, field->key_pos);
         if (!field->value.IsMap()) {
             error(field->valuePos(),
-                  fmt::format("{}: expected a map of librdkafka property names to values, got {}",
-                              section.path, describe(field->value)));
+                  fmt::format("{}: expected a map of {}, got {}", section.path, what,
+                              describe(field->value)));
             section.broken = true;
             return section;
         }
@@ -924,6 +926,67 @@ void readLog(Reader& r, const Section& root, LogConfig& out) {
     }
 }
 
+void readPayload(Reader& r, const Section& root, PayloadConfig& out) {
+    static constexpr std::array<std::pair<std::string_view, UnknownFields>, 2> kUnknown{{
+        {"fail", UnknownFields::Fail},
+        {"ignore", UnknownFields::Ignore},
+    }};
+    static constexpr std::array<std::pair<std::string_view, Untyped>, 2> kUntypedValues{{
+        {"pass", Untyped::Pass},
+        {"fail", Untyped::Fail},
+    }};
+    const Section payload = r.child(root, "payload");
+    const Section protobuf = r.child(payload, "protobuf");
+    auto& pb = out.protobuf;
+    if (auto set = r.string(protobuf, "descriptor_set")) {
+        pb.descriptor_set = std::move(*set);
+        const Pos pos = r.valuePos(protobuf, "descriptor_set");
+        pb.line = pos.line;
+        pb.column = pos.column;
+    }
+    const Section types = r.freeMap(protobuf, "types", "event types to protobuf message full names");
+    for (const auto& [name, field] : types.fields) {
+        const std::string path = joinPath(types.path, name);
+        if (!field.value.IsScalar() || field.value.Scalar().empty()) {
+            r.error(field.valuePos(), fmt::format("{}: expected a message full name, e.g. "
+                                                  "playball.auth.v1.UserRegistered, got {}",
+                                                  path, describe(field.value)));
+            continue;
+        }
+        pb.types.emplace(name, field.value.Scalar());
+    }
+    if (auto v = readEnum(r, protobuf, "unknown_fields", kUnknown)) pb.unknown_fields = *v;
+    if (auto v = readEnum(r, protobuf, "untyped", kUntypedValues)) pb.untyped = *v;
+    if (pb.descriptor_set.empty() && !pb.types.empty()) {
+        r.error(types.anchor, "payload.protobuf.types needs payload.protobuf.descriptor_set: give the "
+                              "FileDescriptorSet that defines these messages");
+    }
+}
+
+void readInvalidRows(Reader& r, const Section& root, InvalidRowsConfig& out) {
+    static constexpr std::array<std::pair<std::string_view, InvalidRowAction>, 2> kActions{{
+        {"fail", InvalidRowAction::Fail},
+        {"dead-letter", InvalidRowAction::DeadLetter},
+    }};
+    const Section rows = r.child(root, "invalid_rows");
+    if (auto v = readEnum(r, rows, "action", kActions)) out.action = *v;
+    if (auto topic = r.string(rows, "dead_letter_topic")) {
+        const bool valid = !topic->empty() && topic->size() <= 249 && *topic != "." && *topic != ".." &&
+                           std::ranges::all_of(*topic, [](char c) {
+                               return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' ||
+                                      c == '-';
+                           });
+        if (!valid) {
+            r.error(r.valuePos(rows, "dead_letter_topic"),
+                    fmt::format("invalid_rows.dead_letter_topic: '{}' is not a valid Kafka topic name (1 to 249 of "
+                                "a-z A-Z 0-9 . _ -)",
+                                *topic));
+        } else {
+            out.dead_letter_topic = std::move(*topic);
+        }
+    }
+}
+
 std::expected<Config, std::vector<ConfigError>> parseDocument(Reader& r, const YAML::Node& doc) {
     Config config;
     const Section root = r.root(doc);
@@ -936,6 +999,8 @@ std::expected<Config, std::vector<ConfigError>> parseDocument(Reader& r, const Y
     readKafka(r, root, config.kafka);
     readMetrics(r, root, config.metrics);
     readLog(r, root, config.log);
+    readPayload(r, root, config.payload);
+    readInvalidRows(r, root, config.invalid_rows);
     r.checkEveryKeyRead();
     if (!r.ok()) {
         return std::unexpected(r.takeErrors());

@@ -90,6 +90,34 @@ struct LogConfig {
     LogFormat format = LogFormat::Text;
 };
 
+// Typed event payloads (payload.protobuf): the descriptor set is loaded by the app at start and
+// on reload, not here (this module links no protobuf).
+enum class UnknownFields { Fail, Ignore };
+enum class Untyped { Pass, Fail };
+
+struct ProtobufPayloadConfig {
+    std::string descriptor_set;                 // "" = payloads are published as they are
+    std::map<std::string, std::string> types;  // event type -> message full name
+    UnknownFields unknown_fields = UnknownFields::Fail;
+    Untyped untyped = Untyped::Pass;
+    // Where descriptor_set is written, so that a set that does not load is reported as
+    // FILE:LINE:COL like any other configuration error.
+    int line = 0;
+    int column = 0;
+};
+
+struct PayloadConfig {
+    ProtobufPayloadConfig protobuf;
+};
+
+// What happens to an outbox row that cannot become a record.
+enum class InvalidRowAction { Fail, DeadLetter };
+
+struct InvalidRowsConfig {
+    InvalidRowAction action = InvalidRowAction::Fail;
+    std::string dead_letter_topic = "outbox.dead-letter";
+};
+
 struct ConfigError {
     std::string file;
     int line = 0;    // 1-based; 0 when the error is not tied to a position
@@ -106,6 +134,8 @@ struct Config {
     KafkaConfig kafka;
     MetricsConfig metrics;
     LogConfig log;
+    PayloadConfig payload;
+    InvalidRowsConfig invalid_rows;
 
     // The file's name and where each value read from it is (line, column; 1-based), by path
     // ("source.postgres.dsn", "sink.kafka.properties.acks"), so that checks made after parsing

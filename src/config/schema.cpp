@@ -10,6 +10,10 @@ namespace {
 constexpr std::array<std::string_view, 5> kLogLevels{"trace", "debug", "info", "warn", "error"};
 constexpr std::array<std::string_view, 2> kLogFormats{"text", "json"};
 
+constexpr std::array<std::string_view, 2> kUnknownFields{"fail", "ignore"};
+constexpr std::array<std::string_view, 2> kUntyped{"pass", "fail"};
+constexpr std::array<std::string_view, 2> kInvalidRowActions{"fail", "dead-letter"};
+
 constexpr std::int64_t kHour = 3600000;
 
 // clang-format off
@@ -75,6 +79,22 @@ constexpr std::array kKeys{
         .doc = "Lowest level logged."},
     Key{.path = "log.format", .type = Type::Enum, .default_yaml = "text", .choices = kLogFormats,
         .doc = "text, or json for one JSON object per line."},
+    Key{.path = "payload", .type = Type::Section, .doc = "What the event payload becomes."},
+    Key{.path = "payload.protobuf", .type = Type::Section,
+        .doc = "Typed payloads: JSON payloads converted to protobuf messages."},
+    Key{.path = "payload.protobuf.descriptor_set", .type = Type::String, .default_yaml = "\"\"",
+        .doc = "FileDescriptorSet from protoc --include_imports --descriptor_set_out; empty: no typed payloads."},
+    Key{.path = "payload.protobuf.types", .type = Type::FreeMap, .default_yaml = "{}",
+        .doc = "Event type (the type column) to message full name."},
+    Key{.path = "payload.protobuf.unknown_fields", .type = Type::Enum, .default_yaml = "fail",
+        .choices = kUnknownFields, .doc = "A payload field the message does not have: fail, or ignore (drop it)."},
+    Key{.path = "payload.protobuf.untyped", .type = Type::Enum, .default_yaml = "pass", .choices = kUntyped,
+        .doc = "An event type not listed in types: pass (published as it is), or fail (an invalid row)."},
+    Key{.path = "invalid_rows", .type = Type::Section, .doc = "Outbox rows that cannot become a record."},
+    Key{.path = "invalid_rows.action", .type = Type::Enum, .default_yaml = "fail", .choices = kInvalidRowActions,
+        .doc = "fail: stop before confirming past the row; dead-letter: publish it to dead_letter_topic and go on."},
+    Key{.path = "invalid_rows.dead_letter_topic", .type = Type::String, .default_yaml = "outbox.dead-letter",
+        .doc = "Topic of the dead-lettered rows."},
 };
 // clang-format on
 

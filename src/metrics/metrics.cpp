@@ -38,6 +38,14 @@ Metrics::Metrics()
                   .Name("outboxd_events_failed_total")
                   .Help("Events that could not be published, by reason")
                   .Register(*registry_)),
+      dead_lettered_(prometheus::BuildCounter()
+                         .Name("outboxd_events_dead_lettered_total")
+                         .Help("Invalid outbox rows published to the dead-letter topic, by reason")
+                         .Register(*registry_)),
+      payload_reloads_(prometheus::BuildCounter()
+                           .Name("outboxd_payload_reloads_total")
+                           .Help("Reloads of payload.protobuf.descriptor_set, by result (ok, failed)")
+                           .Register(*registry_)),
       errors_(prometheus::BuildCounter()
                   .Name("outboxd_errors_total")
                   .Help("Errors by stage (receiving, processing, sending) and kind")
@@ -192,6 +200,10 @@ void Metrics::eventPublished(std::string_view topic, std::size_t bytes, double l
 }
 
 void Metrics::eventFailed(std::string_view reason) { failed_.Add({{"reason", std::string(reason)}}).Increment(); }
+void Metrics::payloadReload(bool ok) { payload_reloads_.Add({{"result", ok ? "ok" : "failed"}}).Increment(); }
+void Metrics::eventDeadLettered(std::string_view reason) {
+    dead_lettered_.Add({{"reason", std::string(reason)}}).Increment();
+}
 
 void Metrics::error(std::string_view stage, std::string_view kind) {
     errors_.Add({{"stage", std::string(stage)}, {"kind", std::string(kind)}}).Increment();

@@ -35,6 +35,10 @@ public:
 
     void eventPublished(std::string_view topic, std::size_t bytes, double latency_seconds);
     void eventFailed(std::string_view reason);
+    // An invalid row published to the dead-letter topic instead of stopping the relay.
+    void eventDeadLettered(std::string_view reason);
+    // A reload of the typed-payload descriptor set, successful or not.
+    void payloadReload(bool ok);
     void error(std::string_view stage, std::string_view kind);
     void skippedChange(std::string_view kind);
     void reconnect();
@@ -86,6 +90,8 @@ private:
     prometheus::Family<prometheus::Counter>& published_by_topic_;
     prometheus::Family<prometheus::Counter>& published_bytes_by_topic_;
     prometheus::Family<prometheus::Counter>& failed_;
+    prometheus::Family<prometheus::Counter>& dead_lettered_;
+    prometheus::Family<prometheus::Counter>& payload_reloads_;
     prometheus::Family<prometheus::Counter>& errors_;
     prometheus::Family<prometheus::Counter>& skipped_;
     prometheus::Counter& reconnects_;

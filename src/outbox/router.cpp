@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "outbox/payload/typed_payloads.h"
 #include "outboxd/v1/event.pb.h"
 
 namespace outboxd::outbox {
@@ -281,15 +282,26 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
     auto isNull = [](const cdc::pgoutput::Value& v) {
         return v.kind == cdc::pgoutput::ValueKind::Null || v.kind == cdc::pgoutput::ValueKind::UnchangedToast;
     };
-    auto invalid = [&](std::string message) {
+    auto invalidBecause = [&](std::string_view reason, std::string message) {
+        last_invalid_reason_ = reason;
+        std::string inspect;
+        if (!isNull(text(rel.id))) {
+            std::string literal;
+            for (char c : text(rel.id).data) {
+                literal += c;
+                if (c == '\'') literal += c;
+            }
+            inspect = fmt::format("; inspect it with: SELECT * FROM {}.{} WHERE {} = '{}'", rel.schema, rel.table,
+                                  config_.outbox.columns.id, literal);
+        }
         return std::unexpected(Error{ErrorKind::InvalidRow,
-                                     fmt::format("outbox row at {} (xid {}) in {}.{}: {}", ctx.lsn, ctx.xid.value,
-                                                 rel.schema, rel.table, message)});
+                                     fmt::format("outbox row at {} (xid {}) in {}.{}: {}{}", ctx.lsn, ctx.xid.value,
+                                                 rel.schema, rel.table, message, inspect)});
     };
 
     const auto& id = text(rel.id);
     if (isNull(id)) {
-        return invalid(fmt::format("column '{}' (the event id) is NULL", config_.outbox.columns.id));
+        return invalidBecause("null_id", fmt::format("column '{}' (the event id) is NULL", config_.outbox.columns.id));
     }
     out.id.assign(id.data);
     const auto& type = text(rel.type);
@@ -301,12 +313,12 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
     const std::string* topic_null = nullptr;
     renderTemplate(config_.routing.topic, rel.topic_columns, tuple, out.topic, topic_null);
     if (topic_null != nullptr) {
-        return invalid(fmt::format("event {}: column '{}' is NULL, and routing.topic '{}' needs its value; give the "
+        return invalidBecause("null_topic", fmt::format("event {}: column '{}' is NULL, and routing.topic '{}' needs its value; give the "
                                    "row a value there (or change the template), then restart",
                                    out.id, *topic_null, config_.routing.topic.source));
     }
     if (!validTopic(out.topic)) {
-        return invalid(fmt::format("routing.topic renders '{}', which is not a valid Kafka topic name (1 to 249 of "
+        return invalidBecause("invalid_topic", fmt::format("routing.topic renders '{}', which is not a valid Kafka topic name (1 to 249 of "
                                    "a-z A-Z 0-9 . _ -)",
                                    out.topic));
     }
@@ -316,7 +328,7 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
     renderTemplate(config_.routing.key, rel.key_columns, tuple, out.key, key_null);
     out.key_is_null = key_null != nullptr && out.key.empty();
     if (key_null != nullptr && config_.routing.key.parts.size() > 1) {
-        return invalid(fmt::format("event {}: column '{}' is NULL, and routing.key '{}' needs its value; give the "
+        return invalidBecause("null_key", fmt::format("event {}: column '{}' is NULL, and routing.key '{}' needs its value; give the "
                                    "row a value there (or change the template), then restart",
                                    out.id, *key_null, config_.routing.key.source));
     }
@@ -333,14 +345,34 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
     }
     event.set_type(out.type);
     const auto& payload = text(rel.payload);
+    const bool binary = rel.payload_type == oid::kBytea && payload.kind == cdc::pgoutput::ValueKind::Text;
+    std::string_view payload_bytes;
     if (!isNull(payload)) {
-        if (rel.payload_type == oid::kBytea && payload.kind == cdc::pgoutput::ValueKind::Text) {
+        payload_bytes = payload.data;
+        if (binary) {
             auto raw = decodeByteaHex(payload.data);
-            if (!raw) return invalid(fmt::format("payload: {}", raw.error()));
-            event.set_payload(std::move(*raw));
-        } else {
-            event.mutable_payload()->assign(payload.data);
+            if (!raw) return invalidBecause("bad_bytea", fmt::format("payload: {}", raw.error()));
+            bytea_scratch_ = std::move(*raw);
+            payload_bytes = bytea_scratch_;
         }
+    }
+    const std::string* message_type = typed_ == nullptr ? nullptr : typed_->messageFor(out.type);
+    if (message_type != nullptr && !isNull(payload)) {
+        auto converted = typed_->convert(out.type, binary ? payload::PayloadForm::Binary : payload::PayloadForm::JsonText,
+                                         payload_bytes, *event.mutable_payload());
+        if (!converted) {
+            return invalidBecause("payload_type", fmt::format("event {} of type '{}': column '{}': {}", out.id, out.type,
+                                                              config_.outbox.columns.payload,
+                                                              converted.error().message));
+        }
+        out.content_type.assign(payload::TypedPayloads::contentType(*message_type));
+    } else if (typed_ != nullptr && message_type == nullptr &&
+               config_.payload.protobuf.untyped == config::Untyped::Fail) {
+        return invalidBecause("untyped", fmt::format("event {} has type '{}', which payload.protobuf.types does not "
+                                                     "list (untyped: fail); add the type or set untyped: pass",
+                                                     out.id, out.type));
+    } else if (!isNull(payload)) {
+        event.mutable_payload()->assign(payload_bytes);
     } else {
         event.clear_payload();
     }
@@ -365,10 +397,47 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
     source->set_schema(rel.schema);
     source->set_table(rel.table);
 
+    out.extra_headers.clear();
     out.value.clear();
     if (!event.SerializeToString(&out.value)) {
-        return invalid("the event could not be serialized");
+        return invalidBecause("serialize", "the event could not be serialized");
     }
+    return {};
+}
+
+std::expected<void, Error> Router::deadLetter(const cdc::pgoutput::Insert& insert, const ChangeContext& ctx,
+                                              std::string_view error, OutboxEvent& out) {
+    auto it = relations_.find(insert.relation.value);
+    if (it == relations_.end() || insert.new_tuple.size() != it->second.column_count) {
+        return std::unexpected(Error{ErrorKind::Decode,
+                                     fmt::format("dead-letter at {}: relation {} is not a known outbox table", ctx.lsn,
+                                                 insert.relation.value)});
+    }
+    const Resolved& rel = it->second;
+    const auto& tuple = insert.new_tuple;
+    auto valueOf = [&](int idx) -> std::string_view {
+        const auto& v = tuple[static_cast<std::size_t>(idx)];
+        if (v.kind == cdc::pgoutput::ValueKind::Null || v.kind == cdc::pgoutput::ValueKind::UnchangedToast) return {};
+        return v.data;
+    };
+    out.topic.assign(config_.invalid_rows.dead_letter_topic);
+    const std::string* key_null = nullptr;
+    renderTemplate(config_.routing.key, rel.key_columns, tuple, out.key, key_null);
+    out.key_is_null = key_null != nullptr && out.key.empty();
+    out.id.assign(valueOf(rel.id));
+    out.type.assign(valueOf(rel.type));
+    out.aggregate_type.assign(valueOf(rel.aggregate_type));
+    out.content_type.clear();
+    out.occurred_from_commit_time = false;
+    const auto payload = valueOf(rel.payload);
+    out.value.assign(payload);
+    if (rel.payload_type == oid::kBytea) {
+        if (auto raw = decodeByteaHex(payload)) out.value = std::move(*raw);
+    }
+    out.extra_headers.clear();
+    out.extra_headers.emplace_back("outboxd.error", std::string(error));
+    out.extra_headers.emplace_back("outboxd.lsn", fmt::format("{}", ctx.lsn));
+    out.extra_headers.emplace_back("outboxd.table", fmt::format("{}.{}", rel.schema, rel.table));
     return {};
 }
 

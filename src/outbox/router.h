@@ -25,6 +25,10 @@ class Event;
 
 namespace outboxd::outbox {
 
+namespace payload {
+class TypedPayloads;
+}
+
 // Where the row came from, from the transaction's Begin and the XLogData of the change.
 struct ChangeContext {
     cdc::Lsn lsn;
@@ -41,7 +45,9 @@ struct OutboxEvent {
     std::string id;
     std::string type;
     std::string aggregate_type;
-    std::string content_type;
+    std::string content_type;  // the content-type header; left out of the record when empty
+    // Further headers (the dead-letter record's outboxd.error, outboxd.lsn, outboxd.table).
+    std::vector<std::pair<std::string, std::string>> extra_headers;
     // The timestamp column held a value that is not an ISO timestamp (infinity, a BC date):
     // occurred_at is the commit time instead.
     bool occurred_from_commit_time = false;
@@ -81,9 +87,27 @@ public:
         return relations_.contains(id.value);
     }
 
-    // Builds the record for one inserted outbox row into `out` (its buffers are reused).
+    // Builds the record for one inserted outbox row into `out` (its buffers are reused). An
+    // InvalidRow error means this row cannot become a record (lastInvalidReason() says why);
+    // deadLetter() can then make its dead-letter record.
     [[nodiscard]] std::expected<void, Error> route(const cdc::pgoutput::Insert& insert,
                                                    const ChangeContext& ctx, OutboxEvent& out);
+
+    // The dead-letter record of a row that route() refused as invalid: topic
+    // invalid_rows.dead_letter_topic, the row's key when it renders, the payload column's
+    // original bytes as the value, and the headers id, type, aggregate_type, outboxd.error,
+    // outboxd.lsn and outboxd.table.
+    [[nodiscard]] std::expected<void, Error> deadLetter(const cdc::pgoutput::Insert& insert,
+                                                        const ChangeContext& ctx, std::string_view error,
+                                                        OutboxEvent& out);
+
+    // Why route() last refused a row: a metric label (null_id, null_topic, invalid_topic,
+    // bad_bytea, payload_type, untyped).
+    [[nodiscard]] std::string_view lastInvalidReason() const { return last_invalid_reason_; }
+
+    // The typed-payload set used from the next row on (nullptr: payloads pass as they are).
+    // Not owned; it must outlive its use here.
+    void setTypedPayloads(payload::TypedPayloads* set) { typed_ = set; }
 
 private:
     struct Resolved {
@@ -104,6 +128,9 @@ private:
 
     const config::Config& config_;
     std::unordered_map<std::uint32_t, Resolved> relations_;
+    payload::TypedPayloads* typed_ = nullptr;
+    std::string_view last_invalid_reason_;
+    std::string bytea_scratch_;
     // The message route() fills and serializes, reused from row to row: every field is set or
     // cleared on each row, so its strings and sub-messages keep their buffers (no allocation per
     // event once they are large enough).

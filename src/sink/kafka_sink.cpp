@@ -412,13 +412,19 @@ std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config:
 
 std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent& event, std::uint64_t token) {
     rd_kafka_topic_t* rkt = impl_->topicHandle(event.topic);
-    rd_kafka_headers_t* headers = rd_kafka_headers_new(4);
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(4 + event.extra_headers.size());
     rd_kafka_header_add(headers, "id", -1, event.id.data(), static_cast<ssize_t>(event.id.size()));
     rd_kafka_header_add(headers, "type", -1, event.type.data(), static_cast<ssize_t>(event.type.size()));
     rd_kafka_header_add(headers, "aggregate_type", -1, event.aggregate_type.data(),
                         static_cast<ssize_t>(event.aggregate_type.size()));
-    rd_kafka_header_add(headers, "content-type", -1, event.content_type.data(),
-                        static_cast<ssize_t>(event.content_type.size()));
+    if (!event.content_type.empty()) {
+        rd_kafka_header_add(headers, "content-type", -1, event.content_type.data(),
+                            static_cast<ssize_t>(event.content_type.size()));
+    }
+    for (const auto& [name, value] : event.extra_headers) {
+        rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                            static_cast<ssize_t>(value.size()));
+    }
     void* opaque = reinterpret_cast<void*>(static_cast<std::uintptr_t>(token));
     rd_kafka_resp_err_t err;
     if (rkt == nullptr) {
