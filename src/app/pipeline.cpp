@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cdc/wire/copy_data.h"
+#include "outboxd/v1/event.pb.h"
 
 namespace outboxd::app {
 
@@ -44,6 +45,15 @@ std::expected<void, Error> Pipeline::serveDeliveries(std::chrono::milliseconds t
     if (deliveries_.empty()) return {};
     const std::int64_t now_us = unixMicrosNow();
     for (const auto& d : deliveries_) {
+        if (!d.ok && d.permanent && config_.invalid_rows.action == config::InvalidRowAction::DeadLetter &&
+            d.topic != config_.invalid_rows.dead_letter_topic) {
+            if (auto ok = deadLetterRefused(d.record, d.token, d.reason.empty() ? "rejected" : d.reason,
+                                            fmt::format("Kafka refused the record for topic {}: {}", d.topic, d.error));
+                !ok) {
+                return ok;
+            }
+            continue;
+        }
         if (!d.ok && d.permanent) {
             metrics_.eventFailed("rejected");
             return std::unexpected(Error{ErrorKind::SinkRejected,
@@ -65,6 +75,52 @@ std::expected<void, Error> Pipeline::serveDeliveries(std::chrono::milliseconds t
         }
         double latency = commit_time.micros != 0 ? static_cast<double>(now_us - commit_time.unixMicros()) / 1e6 : 0;
         metrics_.eventPublished(d.topic, d.bytes, latency < 0 ? 0 : latency);
+    }
+    return flushDeadLetters();
+}
+
+std::expected<void, Error> Pipeline::deadLetterRefused(const outbox::OutboxEvent& refused, std::uint64_t token,
+                                                       std::string_view reason, std::string_view what) {
+    outbox::OutboxEvent dead;
+    dead.topic = config_.invalid_rows.dead_letter_topic;
+    dead.key = refused.key;
+    dead.key_is_null = refused.key_is_null;
+    dead.id = refused.id;
+    dead.type = refused.type;
+    dead.aggregate_type = refused.aggregate_type;
+    // The value is the row's payload as published (the envelope's payload field).
+    outboxd::v1::Event envelope;
+    std::string lsn;
+    std::string table;
+    if (envelope.ParseFromString(refused.value)) {
+        dead.value = envelope.payload();
+        lsn = fmt::format("{}", cdc::Lsn{envelope.source().lsn()});
+        table = fmt::format("{}.{}", envelope.source().schema(), envelope.source().table());
+    } else {
+        dead.value = refused.value;
+    }
+    dead.extra_headers.emplace_back("outboxd.error", fmt::format("event {}: {}", refused.id, what));
+    dead.extra_headers.emplace_back("outboxd.lsn", lsn);
+    dead.extra_headers.emplace_back("outboxd.table", table);
+    metrics_.eventDeadLettered(reason);
+    spdlog::warn("dead-lettered to {} (event {}, table {}, LSN {}): {}", dead.topic, refused.id, table, lsn, what);
+    dead_letters_.emplace_back(std::move(dead), token);
+    return {};
+}
+
+std::expected<void, Error> Pipeline::flushDeadLetters() {
+    while (!dead_letters_.empty()) {
+        auto& [event, token] = dead_letters_.front();
+        auto status = sink_.produce(event, token);
+        if (!status) {
+            metrics_.eventFailed("rejected");
+            Error error = status.error();
+            error.message = fmt::format("could not dead-letter event {} to {}: {}; the slot stays at {}", event.id,
+                                        event.topic, error.message, checkpointer_.confirmed());
+            return std::unexpected(std::move(error));
+        }
+        if (*status == sink::ProduceStatus::QueueFull) return {};
+        dead_letters_.pop_front();
     }
     return {};
 }
@@ -202,12 +258,24 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
 }
 
 std::expected<void, Error> Pipeline::retryHeld() {
-    if (!held_) return {};
+    if (auto ok = flushDeadLetters(); !ok) return ok;
+    if (!held_ || !dead_letters_.empty()) return {};
     return produceHeld();
 }
 
 std::expected<void, Error> Pipeline::produceHeld() {
     auto status = sink_.produce(event_, *held_);
+    if (!status && status.error().kind == ErrorKind::SinkRejected &&
+        config_.invalid_rows.action == config::InvalidRowAction::DeadLetter &&
+        event_.topic != config_.invalid_rows.dead_letter_topic) {
+        // Refused at produce() (larger than the producer's message.max.bytes): dead-lettered
+        // under the row's token, confirmed once the dead-letter record is acknowledged.
+        checkpointer_.addEvent(*held_);
+        const auto token = *held_;
+        held_.reset();
+        if (auto ok = deadLetterRefused(event_, token, "too_large", status.error().message); !ok) return ok;
+        return flushDeadLetters();
+    }
     if (!status) {
         metrics_.eventFailed(status.error().kind == ErrorKind::SinkRejected ? "rejected" : "delivery");
         return std::unexpected(status.error());

@@ -8,6 +8,7 @@
 // relay's event-loop thread only.
 
 #include <cstddef>
+#include <deque>
 #include <expected>
 #include <optional>
 #include <span>
@@ -38,7 +39,8 @@ public:
 
     // True while a record the sink refused with QueueFull is held: read nothing more until
     // retryHeld() has queued it.
-    [[nodiscard]] bool blocked() const { return held_.has_value(); }
+    // Also true while a dead-letter record waits for room in the producer's queue.
+    [[nodiscard]] bool blocked() const { return held_.has_value() || !dead_letters_.empty(); }
     [[nodiscard]] std::expected<void, Error> retryHeld();
 
     // Serves the sink's delivery reports, waiting up to `timeout` for one. A failed delivery is
@@ -62,6 +64,12 @@ public:
 private:
     std::expected<void, Error> handleMessage(cdc::pgoutput::Message& message, cdc::Lsn lsn);
     std::expected<void, Error> produceHeld();
+    // With invalid_rows.action dead-letter: queues the dead-letter record of `refused`, a record
+    // Kafka refused for good (`reason` a metric label), under the same checkpoint token, so its
+    // LSN is confirmed only once the dead-letter record is acknowledged.
+    std::expected<void, Error> deadLetterRefused(const outbox::OutboxEvent& refused, std::uint64_t token,
+                                                 std::string_view reason, std::string_view what);
+    std::expected<void, Error> flushDeadLetters();
 
     const config::Config& config_;
     sink::Sink& sink_;
@@ -78,6 +86,9 @@ private:
     // refused with QueueFull.
     std::optional<cdc::Checkpointer::TxnSerial> held_;
     std::vector<sink::Delivery> deliveries_;
+    // Dead-letter records of refused deliveries not yet accepted by the sink (QueueFull), with
+    // their checkpoint token (already counted by the checkpointer, not yet acknowledged).
+    std::deque<std::pair<outbox::OutboxEvent, std::uint64_t>> dead_letters_;
     // Invariant: never decreases (XLogData for Relation messages carries LSN 0).
     cdc::Lsn server_wal_end_;
     bool reply_requested_ = false;

@@ -226,6 +226,35 @@ struct KafkaSink::Impl {
         }
     }
 
+    // The record a delivery report is about, back into an OutboxEvent (for dead-lettering).
+    static void copyRecord(const rd_kafka_message_t* msg, outbox::OutboxEvent& out) {
+        if (msg->rkt != nullptr) out.topic = rd_kafka_topic_name(msg->rkt);
+        out.key_is_null = msg->key == nullptr;
+        if (msg->key != nullptr) out.key.assign(static_cast<const char*>(msg->key), msg->key_len);
+        if (msg->payload != nullptr) out.value.assign(static_cast<const char*>(msg->payload), msg->len);
+        rd_kafka_headers_t* headers = nullptr;
+        if (rd_kafka_message_headers(msg, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR || headers == nullptr) return;
+        const char* name = nullptr;
+        const void* value = nullptr;
+        std::size_t size = 0;
+        for (std::size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+             ++i) {
+            std::string v = value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string();
+            std::string_view n(name);
+            if (n == "id") {
+                out.id = std::move(v);
+            } else if (n == "type") {
+                out.type = std::move(v);
+            } else if (n == "aggregate_type") {
+                out.aggregate_type = std::move(v);
+            } else if (n == "content-type") {
+                out.content_type = std::move(v);
+            } else {
+                out.extra_headers.emplace_back(std::string(n), std::move(v));
+            }
+        }
+    }
+
     static void onDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
         auto* self = static_cast<Impl*>(opaque);
         Delivery d;
@@ -238,16 +267,25 @@ struct KafkaSink::Impl {
             switch (msg->err) {
                 case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
                 case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+                    d.permanent = true;
+                    d.reason = "too_large";
+                    break;
                 case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+                case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+                    d.permanent = true;
+                    d.reason = "rejected";
+                    break;
                 case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
                 case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
                 case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
-                case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+                case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
                     d.permanent = true;
+                    d.reason = "topic_refused";
                     break;
                 default:
                     break;
             }
+            if (d.permanent) copyRecord(msg, d.record);
         }
         if (d.ok) self->markReachable(true);
         self->collected.push_back(std::move(d));

@@ -23,6 +23,12 @@ struct Delivery {
     // When !ok: the broker refused the record for good (too large, not authorised, invalid);
     // sending it again cannot succeed.
     bool permanent = false;
+    // When permanent: "too_large" (the record exceeds a size limit) or "topic_refused" (the
+    // topic is invalid, unknown or not authorised), and the refused record as produced (topic,
+    // key, value, the headers id/type/aggregate_type in their fields, the others in
+    // extra_headers), so that it can be dead-lettered.
+    std::string reason;
+    outbox::OutboxEvent record;
 };
 
 enum class ProduceStatus {

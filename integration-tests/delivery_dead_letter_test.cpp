@@ -1,0 +1,109 @@
+// A row Kafka refuses only when it is delivered (larger than the topic's max.message.bytes)
+// dead-lettered with invalid_rows.action dead-letter: the rows around it delivered in order, the
+// dead-letter record carrying the row's payload and the spec's headers, the slot confirmed past it.
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+
+#include <array>
+#include <string>
+
+#include "support.h"
+
+using namespace itest;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Creates `topic` (1 partition) with the topic-level max.message.bytes given, via the admin API.
+void createTopicWithMaxMessageBytes(const std::string& topic, int max_message_bytes) {
+    std::array<char, 512> errstr{};
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", Env::get().brokers.c_str(), errstr.data(), errstr.size()) ==
+            RD_KAFKA_CONF_OK);
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr.data(), errstr.size());
+    REQUIRE(rk != nullptr);
+    rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), 1, 1, errstr.data(), errstr.size());
+    REQUIRE(nt != nullptr);
+    const auto limit = std::to_string(max_message_bytes);
+    REQUIRE(rd_kafka_NewTopic_set_config(nt, "max.message.bytes", limit.c_str()) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, nullptr, queue);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 30000);
+    REQUIRE(ev != nullptr);
+    const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev);
+    REQUIRE(res != nullptr);
+    std::size_t n = 0;
+    const rd_kafka_topic_result_t** topics = rd_kafka_CreateTopics_result_topics(res, &n);
+    REQUIRE(n == 1);
+    const auto err = rd_kafka_topic_result_error(topics[0]);
+    INFO(rd_kafka_err2str(err));
+    CHECK((err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS));
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(queue);
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_destroy(rk);
+}
+
+void insertRow(Pg& pg, int n, const std::string& payload_json) {
+    pg.exec(fmt::format(
+        "INSERT INTO outbox VALUES ('00000000-0000-0000-0000-{:012d}', 'user', '42', 'UserUpdated', '{}')", n,
+        payload_json));
+}
+
+}  // namespace
+
+TEST_CASE("oversized_row_is_dead_lettered_at_delivery", "[integration]") {
+    // GIVEN the events topic refuses records over 1500 bytes (the dead-letter topic does not)
+    createTopicWithMaxMessageBytes("bigrow.user", 1500);
+    auto db = Database::create("bigrow");
+    Pg pg(db.dsn);
+    const int port = freePort();
+    Daemon d("bigrow", relayConfig(db, "bigrow", R"(invalid_rows:
+  action: dead-letter
+  dead_letter_topic: bigrow.dead-letter
+)",
+                                   port));
+    d.start();
+    REQUIRE(eventually([&] { return httpGet(port, "/readyz").status == 200; }, 60s));
+
+    // WHEN a small row, a 5000-byte row and a small row are written (one transaction each)
+    KafkaReader reader({"bigrow.user"});
+    insertRow(pg, 1, R"({"n": 1})");
+    REQUIRE(reader.readUntil(1, 60s).size() == 1);
+    const std::string big = fmt::format(R"({{"blob": "{}"}})", std::string(5000, 'x'));
+    insertRow(pg, 2, big);
+    const auto after_big = parseLsn(*pg.scalar("SELECT pg_current_wal_lsn()"));
+
+    // THEN the big row is in the dead-letter topic with its payload and what was wrong
+    KafkaReader dead({"bigrow.dead-letter"});
+    auto dl = dead.readUntil(1, 60s);
+    REQUIRE(dl.size() == 1);
+    CHECK(dl[0].key == std::optional<std::string>("42"));
+    CHECK(dl[0].value == big);
+    CHECK(dl[0].headers.at("id") == "00000000-0000-0000-0000-000000000002");
+    CHECK(dl[0].headers.at("type") == "UserUpdated");
+    CHECK(dl[0].headers.at("aggregate_type") == "user");
+    CHECK(dl[0].headers.at("outboxd.table") == "public.outbox");
+    CHECK_THAT(dl[0].headers.at("outboxd.error"), Catch::Contains("bigrow.user"));
+    CHECK_THAT(dl[0].headers.at("outboxd.error"), Catch::Contains("00000000-0000-0000-0000-000000000002"));
+    CHECK_THAT(dl[0].headers.at("outboxd.error"), Catch::Contains("too large"));
+    CHECK(parseLsn(dl[0].headers.at("outboxd.lsn")) > 0);
+    CHECK(parseLsn(dl[0].headers.at("outboxd.lsn")) < after_big);
+
+    // AND the row after it is delivered, after the first one
+    insertRow(pg, 3, R"({"n": 3})");
+    auto rest = reader.readUntil(1, 60s);
+    REQUIRE(rest.size() == 1);
+    CHECK(rest[0].headers.at("id") == "00000000-0000-0000-0000-000000000003");
+    CHECK(dead.readUntil(1, 5s).empty());
+    CHECK(metricValue(httpGet(port, "/metrics").body, R"(outboxd_events_dead_lettered_total{reason="too_large"})") ==
+          1.0);
+
+    // AND the slot is confirmed past every row, the dead-lettered one included
+    const auto end = parseLsn(*pg.scalar("SELECT pg_current_wal_lsn()"));
+    CHECK(eventually([&] { return confirmedFlush(pg, db.name) >= end; }, 30s));
+    CHECK(d.running());
+    CHECK(d.terminate() == 0);
+}
