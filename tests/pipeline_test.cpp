@@ -178,6 +178,34 @@ TEST_CASE("a record Kafka refuses for good stops the relay instead of resending 
     CHECK(f.pipeline.confirmed() == cdc::Lsn{0x100});
 }
 
+TEST_CASE("with dead-letter, a record Kafka refuses at delivery is dead-lettered and confirmed once that is acked",
+          "[pipeline]") {
+    Fixture f;
+    f.config.invalid_rows.action = config::InvalidRowAction::DeadLetter;
+    f.config.invalid_rows.dead_letter_topic = "dlq";
+    feedFirstTransaction(f);
+    f.sink.ack(0, false, "Broker: Topic authorization failed", true, "topic_refused");
+    f.sink.ack(1);
+    f.serve();
+    REQUIRE(f.sink.produced.size() == 3);
+    const auto& dead = f.sink.produced[2].event;
+    CHECK(dead.topic == "dlq");
+    CHECK(dead.id == f.sink.produced[0].event.id);
+    outboxd::v1::Event original;
+    REQUIRE(original.ParseFromString(f.sink.produced[0].event.value));
+    CHECK(dead.value == original.payload());
+    REQUIRE(dead.extra_headers.size() == 3);
+    CHECK(dead.extra_headers[0].first == "outboxd.error");
+    CHECK_THAT(dead.extra_headers[0].second, Catch::Contains("authorization") && Catch::Contains(dead.id));
+    CHECK(dead.extra_headers[2].second == "public.outbox");
+    CHECK_THAT(f.metricsText(), Catch::Contains(R"(outboxd_events_dead_lettered_total{reason="topic_refused"} 1)"));
+    // the transaction is held until the dead-letter record is acknowledged
+    CHECK(f.pipeline.confirmed() == cdc::Lsn{0x100});
+    f.sink.ack(2);
+    f.serve();
+    CHECK(f.pipeline.confirmed() == cdc::Lsn{commitEnd()});
+}
+
 TEST_CASE("a fatal producer error ends the session as retriable", "[pipeline]") {
     Fixture f;
     feedFirstTransaction(f);

@@ -48,13 +48,15 @@ public:
     [[nodiscard]] std::size_t inFlight() const override { return in_flight_; }
 
     // Kafka acknowledges record i (index into produced); reported at the next poll.
-    void ack(std::size_t i, bool ok = true, std::string error = {}, bool permanent = false) {
+    // A permanent failure carries `reason` and the record, as KafkaSink's do.
+    void ack(std::size_t i, bool ok = true, std::string error = {}, bool permanent = false, std::string reason = {}) {
         auto& p = produced.at(i);
         if (p.reported) return;
         p.reported = true;
         --in_flight_;
         ready_.push_back(
-            sink::Delivery{p.token, ok, p.event.topic, p.event.value.size(), std::move(error), permanent});
+            sink::Delivery{p.token, ok, p.event.topic, p.event.value.size(), std::move(error), permanent,
+                           std::move(reason), permanent ? p.event : outbox::OutboxEvent{}});
     }
     void ackAll() {
         for (std::size_t i = 0; i < produced.size(); ++i) ack(i);
