@@ -117,7 +117,7 @@ playball_random_history_converges_and_a_replay_changes_nothing)
   ;;
 
 playball_typed_payloads_converge)
-  : "${PB_DESCRIPTOR_SET:?the example's descriptor set (ctest sets it)}"
+  : "${PB_DESCRIPTOR_SET:?a descriptor set of examples/playball/proto, ctest sets it}"
   start_relay
   start_consumer
   pb_random_history "$auth" 1000 100
