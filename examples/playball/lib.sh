@@ -34,6 +34,22 @@ sink:
 metrics:
   listen: "${port:+127.0.0.1:$port}"
 YAML
+  # PB_DESCRIPTOR_SET=FILE (a descriptor set of examples/playball/proto): typed payloads, each
+  # event published as its playball.auth.v1 message. UserDeleted's payload carries the whole
+  # user, of which the message keeps the id: hence unknown_fields: ignore.
+  if [ -n "${PB_DESCRIPTOR_SET:-}" ]; then
+    cat >>"$file" <<YAML
+payload:
+  protobuf:
+    descriptor_set: "$PB_DESCRIPTOR_SET"
+    types:
+      UserRegistered: playball.auth.v1.UserRegistered
+      UserUpdated: playball.auth.v1.UserUpdated
+      UserDeleted: playball.auth.v1.UserDeleted
+    unknown_fields: ignore
+    untyped: fail
+YAML
+  fi
 }
 
 # Each user, field for field, in the auth database and in group management's view.

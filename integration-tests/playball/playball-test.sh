@@ -6,6 +6,7 @@
 #   playball_random_history_converges_and_a_replay_changes_nothing
 #   playball_consumer_and_relay_sigkilled_repeatedly_converge
 #   playball_group_for_a_new_user_fails_until_its_event_arrives
+#   playball_typed_payloads_converge (PB_DESCRIPTOR_SET: the example's descriptor set)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -55,6 +56,7 @@ inbox_stat() { pb_query "$gm" "SELECT count(*), coalesce(sum(duplicates), 0), co
 # Everything in the view, versions and timestamps included: "changes nothing" means this is equal.
 view_digest() { pb_query "$gm" "SELECT md5(string_agg(u::text, ',' ORDER BY id)) FROM users u"; }
 
+[ "$scenario" = playball_typed_payloads_converge ] || unset PB_DESCRIPTOR_SET
 pb_create "$auth" "$gm" "$slot"
 pb_relay_config "$work/relay.yaml" "$auth" "$slot" "$prefix"
 
@@ -112,6 +114,24 @@ playball_random_history_converges_and_a_replay_changes_nothing)
   [ "$(view_digest)" = "$before" ] || fail "the replay after the inbox was emptied changed the view"
   pass "replay with the inbox emptied: $outcomes; view unchanged"
   stop "$relay_pid" || fail "relay did not stop with exit 0"
+  ;;
+
+playball_typed_payloads_converge)
+  : "${PB_DESCRIPTOR_SET:?a descriptor set of examples/playball/proto, ctest sets it}"
+  start_relay
+  start_consumer
+  pb_random_history "$auth" 1000 100
+  events=$(pb_query "$auth" "SELECT count(*) FROM outbox")
+  pb_wait_converged "$auth" "$gm" 120 || fail "typed payloads: the view did not converge to the auth users within 120 s"
+  read -r rows dups rejected <<<"$(inbox_stat | tr '|' ' ')"
+  [ "$rows" = "$events" ] || fail "inbox has $rows rows for $events events"
+  [ "$rejected" = 0 ] || fail "$rejected events rejected"
+  stop "$consumer_pid" || fail "consumer did not stop with exit 0"
+  # The records really were the binary messages, not JSON passed through.
+  typed=$(sed -n 's/.*typed payloads decoded: \([0-9]*\).*/\1/p' "$work/consumer.log" | tail -n 1)
+  [ "${typed:-0}" -ge "$events" ] || fail "the consumer decoded ${typed:-0} typed payloads for $events events"
+  stop "$relay_pid" || fail "relay did not stop with exit 0"
+  pass "typed payloads (playball.auth.v1 messages): $events events over $(pb_query "$auth" "SELECT count(DISTINCT aggregateid) FROM outbox") users, view equals the auth users field for field"
   ;;
 
 playball_consumer_and_relay_sigkilled_repeatedly_converge)

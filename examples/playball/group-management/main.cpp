@@ -17,6 +17,9 @@
 // offset. --from-beginning resets the group's offsets to the start of every partition it is
 // assigned (a replay). SIGTERM or SIGINT: finish the batch, commit, leave the group, exit 0.
 //
+// The payload is JSON, or (content_type application/x-protobuf; messageType=playball.auth.v1.*)
+// the typed message, decoded with the classes generated from examples/playball/proto.
+//
 // create-group asks group management to create a group owned by a user: it fails with
 // "unknown user" until the user's UserRegistered event has been applied.
 
@@ -35,7 +38,10 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "outboxd/v1/event.pb.h"
+#include "playball/auth/v1/user_events.pb.h"
 
 namespace {
 
@@ -154,6 +160,47 @@ std::string timestampText(const google::protobuf::Timestamp& t) {
                        tm.tm_hour, tm.tm_min, tm.tm_sec, t.nanos() / 1000);
 }
 
+// The payload as the JSON receive_event() reads. A JSON payload (the outbox column as the auth
+// service wrote it) is used as it is. A typed payload (content_type "application/x-protobuf;
+// messageType=playball.auth.v1.X", payload.protobuf in outboxd's configuration) is decoded with
+// the classes generated from examples/playball/proto and written as JSON with the proto field
+// names. Returns false, with the reason in `error`, for a typed payload it cannot decode.
+bool payloadJson(const outboxd::v1::Event& event, std::string& json, std::string& error) {
+    const std::string& ct = event.content_type();
+    if (!ct.starts_with("application/x-protobuf")) {
+        json = event.payload();
+        return true;
+    }
+    const std::string marker = "messageType=";
+    auto at = ct.find(marker);
+    std::string name = at == std::string::npos ? std::string() : ct.substr(at + marker.size());
+    if (auto end = name.find_first_of("; "); end != std::string::npos) name.resize(end);
+    playball::auth::v1::UserRegistered registered;
+    playball::auth::v1::UserUpdated updated;
+    playball::auth::v1::UserDeleted deleted;
+    google::protobuf::Message* message = nullptr;
+    if (name == registered.GetDescriptor()->full_name()) message = &registered;
+    else if (name == updated.GetDescriptor()->full_name()) message = &updated;
+    else if (name == deleted.GetDescriptor()->full_name()) message = &deleted;
+    if (!message) {
+        error = fmt::format("typed payload of unknown message type \"{}\" (content_type \"{}\")", name, ct);
+        return false;
+    }
+    if (!message->ParseFromString(event.payload())) {
+        error = fmt::format("payload is not a valid {}", name);
+        return false;
+    }
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    options.always_print_primitive_fields = true;
+    json.clear();
+    if (auto st = google::protobuf::util::MessageToJsonString(*message, &json, options); !st.ok()) {
+        error = fmt::format("{} as JSON: {}", name, st.ToString());
+        return false;
+    }
+    return true;
+}
+
 // Partitions already reset to their beginning by --from-beginning (once each, not on every rebalance).
 std::set<std::pair<std::string, int>> replayed_partitions;
 bool replay_requested = false;
@@ -241,6 +288,7 @@ int consume(const Options& o) {
     std::vector<std::string> lines;
     outboxd::v1::Event event;
     bool warned_missing_topic = false;
+    long typed_payloads = 0;
     while (!stop_requested) {
         rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 250);
         while (m) {
@@ -285,7 +333,14 @@ int consume(const Options& o) {
                 id = event.id();
                 type = event.type();
                 aggregate_id = event.aggregate_id();
-                payload = event.payload();
+                std::string why;
+                bool decoded = payloadJson(event, payload, why);
+                if (decoded && event.content_type().starts_with("application/x-protobuf")) ++typed_payloads;
+                if (!decoded) {
+                    // Recorded as rejected by receive_event (the empty payload is not a user), and said.
+                    fmt::print(stderr, "playball-group-management: event {}: {}\n", event.id(), why);
+                    payload.clear();
+                }
                 commit_lsn = lsnText(event.source().commit_lsn());
                 lsn = lsnText(event.source().lsn());
                 committed_at = timestampText(event.source().commit_time());
@@ -357,8 +412,8 @@ int consume(const Options& o) {
     rd_kafka_destroy(rk);
     std::string summary;
     for (const auto& [k, v] : outcomes) summary += fmt::format("{}{}: {}", summary.empty() ? "" : ", ", k, v);
-    fmt::print(stderr, "playball-group-management: stopped; events this run: {}\n",
-               summary.empty() ? "none" : summary);
+    fmt::print(stderr, "playball-group-management: stopped; events this run: {}; typed payloads decoded: {}\n",
+               summary.empty() ? "none" : summary, typed_payloads);
     return 0;
 }
 
