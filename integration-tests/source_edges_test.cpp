@@ -254,3 +254,33 @@ TEST_CASE("template_column_missing_is_refused_at_connect", "[integration][source
     CHECK_THAT(daemon.log(), Catch::Contains("'region'") && Catch::Contains("routing.topic"));
     CHECK(daemon.log().find("streaming from slot") == std::string::npos);
 }
+
+TEST_CASE("publication_narrowed_while_streaming_stops_before_confirming", "[integration][source]") {
+    // GIVEN outboxd streaming events from its outbox
+    auto db = Database::create("it_pubdrop");
+    Pg pg(db.dsn);
+    Daemon daemon("it_pubdrop_d", relayConfig(db, "it_pubdrop"));
+    daemon.start();
+    waitStreaming(pg, db.name, daemon);
+    writeEvents(pg, 0, 10, 5);
+    KafkaReader reader(topicsFor("it_pubdrop"));
+    REQUIRE(awaitAll(reader, "it_pubdrop", 0, 10, 60s) >= 10);
+
+    // WHEN the outbox table is dropped from the publication while streaming, and rows go into it
+    // (pgoutput sends nothing for them, while keepalives go on)
+    pg.exec("ALTER PUBLICATION it_pubdrop DROP TABLE outbox");
+    const auto before_rows = parseLsn(*pg.scalar("SELECT pg_current_wal_lsn()::text"));
+    writeEvents(pg, 10, 10, 5);
+
+    // THEN outboxd stops (exit 1), naming the table and the fix, and the slot is not confirmed
+    // past the point where the table left the publication
+    auto code = exitsSoon(daemon);
+    INFO(daemon.log());
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    CHECK_THAT(daemon.log(), Catch::Contains("was removed from publication 'it_pubdrop'") &&
+                                 Catch::Contains("ADD TABLE public.outbox"));
+    const auto confirmed = confirmedFlush(pg, db.name);
+    CHECK(confirmed > 0);
+    CHECK(confirmed <= before_rows);
+}

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "cdc/publication_watch.h"
 #include "cdc/source_checks.h"
 #include "outbox/router.h"
 
@@ -224,4 +225,38 @@ TEST_CASE("a NULL where the topic or key needs a value names the column and the 
         REQUIRE(router.route(ins, ctx(), ev));
         CHECK(ev.key_is_null);
     }
+}
+
+TEST_CASE("a publication narrowed while streaming is judged before anything past it is confirmed", "[source]") {
+    using cdc::judgePublication;
+    using cdc::PublicationRow;
+    const std::vector<config::TableName> tables{{"public", "outbox"}, {"app", "Outbox"}};
+    const cdc::Lsn at{0x16B3748};
+    const std::vector<PublicationRow> both{{true, "public", "outbox"}, {true, "app", "Outbox"}, {true, "x", "other"}};
+    CHECK_FALSE(judgePublication(both, "pub", tables, at).has_value());
+
+    // a table dropped from the publication: named (quoted as SQL needs), with the fix and the LSN
+    auto dropped = judgePublication({{true, "public", "outbox"}}, "pub", tables, at);
+    REQUIRE(dropped.has_value());
+    CHECK(dropped->kind == ErrorKind::PublicationMissing);
+    CHECK_THAT(dropped->message, Catch::Contains("outbox table app.\"Outbox\" was removed from publication 'pub'") &&
+                                     Catch::Contains("after 0/16B3748") &&
+                                     Catch::Contains("ALTER PUBLICATION pub ADD TABLE app.\"Outbox\""));
+    CHECK(dropped->lsn == "0/16B3748");
+
+    // inserts no longer published
+    std::vector<PublicationRow> no_inserts = both;
+    for (auto& r : no_inserts) r.pubinsert = false;
+    auto narrowed = judgePublication(no_inserts, "pub", tables, at);
+    REQUIRE(narrowed.has_value());
+    CHECK_THAT(narrowed->message, Catch::Contains("stopped publishing inserts") &&
+                                      Catch::Contains("SET (publish = 'insert')"));
+
+    // the publication dropped; and a publication left without tables (the LEFT JOIN's NULLs)
+    auto gone = judgePublication({}, "pub", tables, cdc::Lsn{});
+    REQUIRE(gone.has_value());
+    CHECK_THAT(gone->message, Catch::Contains("was dropped") && Catch::Contains("since outboxd started"));
+    auto empty = judgePublication({{true, std::nullopt, std::nullopt}}, "pub", tables, at);
+    REQUIRE(empty.has_value());
+    CHECK_THAT(empty->message, Catch::Contains("public.outbox, app.\"Outbox\""));
 }

@@ -13,6 +13,7 @@
 
 #include "app/logging.h"
 #include "app/confirm_pacer.h"
+#include "cdc/publication_watch.h"
 #include "app/payload_set.h"
 #include "app/pipeline.h"
 #include "cdc/replication_stream.h"
@@ -108,6 +109,9 @@ private:
     void maybeReloadPayloads();
     // Waits up to `timeout` for deliveries to drain, then confirms what was delivered.
     void drainAndConfirm(std::chrono::milliseconds timeout);
+    // What may be confirmed: the pipeline's contiguous prefix, no further than the publication
+    // watch last saw every outbox table published, and never behind what was confirmed already.
+    [[nodiscard]] cdc::Lsn confirmable() const;
 
     Relay& relay_;
     const config::Config& config_;
@@ -115,6 +119,7 @@ private:
     std::unique_ptr<sink::KafkaSink> sink_;
     std::unique_ptr<cdc::ReplicationStream> stream_;
     std::unique_ptr<Pipeline> pipeline_;
+    std::unique_ptr<cdc::PublicationWatch> publication_watch_;
 
     cdc::Lsn last_sent_confirmed_;
     ConfirmPacer pacer_;
@@ -152,9 +157,17 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
                  config_.postgres.slot, info.start_lsn, info.server_version, info.proto_version,
                  config_.postgres.publication);
 
+    publication_watch_ = std::make_unique<cdc::PublicationWatch>(cdc::PublicationWatchOptions{
+        config_.postgres.dsn, config_.postgres.publication, config_.outbox.tables, std::chrono::milliseconds{1000}});
+    publication_watch_->start();
+
     cdc::SilenceDetector silence(info.server_silence_limit, Clock::now());
     while (true) {
         metrics_.tick();
+        if (auto narrowed = publication_watch_->failure()) {
+            drainAndConfirm(config_.kafka.shutdown_timeout);
+            return std::unexpected(*narrowed);
+        }
         if (relay_.stop_requested_.load(std::memory_order_relaxed)) {
             spdlog::info("stop requested: delivering {} in-flight events, then confirming", sink_->inFlight());
             drainAndConfirm(config_.kafka.shutdown_timeout);
@@ -198,7 +211,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
         }
         if (read_any && !pipeline_->blocked()) continue;
 
-        auto until_status = pacer_.untilDue(Clock::now(), pipeline_->confirmed());
+        auto until_status = pacer_.untilDue(Clock::now(), confirmable());
         int timeout_ms = static_cast<int>(std::clamp<std::int64_t>(until_status.count(), 0, 100));
         std::array<pollfd, 2> fds{};
         nfds_t n = 0;
@@ -213,12 +226,18 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
 
 std::expected<void, Error> Relay::Session::maybeSendStatus() {
     bool asked = pipeline_->takeReplyRequest();
-    if (pacer_.due(Clock::now(), pipeline_->confirmed(), asked)) return sendStatus();
+    if (pacer_.due(Clock::now(), confirmable(), asked)) return sendStatus();
     return {};
 }
 
-std::expected<void, Error> Relay::Session::sendStatus(bool reply_requested) {
+cdc::Lsn Relay::Session::confirmable() const {
     cdc::Lsn confirmed = pipeline_->confirmed();
+    if (publication_watch_ != nullptr) confirmed = std::min(confirmed, publication_watch_->verified());
+    return std::max(confirmed, last_sent_confirmed_);
+}
+
+std::expected<void, Error> Relay::Session::sendStatus(bool reply_requested) {
+    cdc::Lsn confirmed = confirmable();
     cdc::wire::StandbyStatusUpdate update{confirmed, confirmed, confirmed,
                                           cdc::PgTimestamp::fromUnixMicros(unixMicrosNow()), reply_requested};
     if (auto ok = stream_->sendStatus(update); !ok) return ok;
@@ -270,11 +289,13 @@ void Relay::Session::drainAndConfirm(std::chrono::milliseconds timeout) {
         spdlog::warn("{} events were still in flight after {} ms; they are not confirmed and will be sent again",
                      sink_->inFlight(), timeout.count());
     }
+    // A fresh check of the publication, so the final confirmation reaches what was delivered.
+    if (publication_watch_ != nullptr && !publication_watch_->failure()) publication_watch_->checkNow(2000ms);
     if (auto ok = sendStatus(); !ok) {
         spdlog::warn("could not send the final status update: {}", ok.error().message);
     } else {
         (void)stream_->flush();
-        spdlog::info("confirmed {} to slot {}", pipeline_->confirmed(), config_.postgres.slot);
+        spdlog::info("confirmed {} to slot {}", last_sent_confirmed_, config_.postgres.slot);
     }
     updateGauges();
 }

@@ -1,0 +1,78 @@
+#pragma once
+// Watches, while outboxd streams, that the publication still publishes the inserts of every
+// configured outbox table. `ALTER PUBLICATION ... DROP TABLE` (or SET TABLE, SET (publish = ...),
+// DROP PUBLICATION) takes effect in the walsender without a message to the client: the table's
+// inserts just stop arriving while keepalives move the confirmed LSN past them. So the relay
+// confirms no further than `verified()`: the WAL position read just before a check that found
+// every table in the publication with inserts published. A check that finds one missing sets
+// `failure()`, and the relay stops before confirming past the last verified position.
+//
+// Owns one ordinary PGconn and one thread. A lost connection is retried on the next tick; while
+// no check succeeds, `verified()` does not move (the slot's confirmation waits, nothing is lost).
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cdc/lsn.h"
+#include "common/error.h"
+#include "config/config.h"
+
+namespace outboxd::cdc {
+
+struct PublicationWatchOptions {
+    std::string dsn;
+    std::string publication;
+    std::vector<config::TableName> tables;
+    std::chrono::milliseconds interval{1000};
+};
+
+// What one check found, from the rows of
+// SELECT p.pubinsert, t.schemaname, t.tablename FROM pg_publication p LEFT JOIN pg_publication_tables t ...
+struct PublicationRow {
+    bool pubinsert = false;
+    std::optional<std::string> schema;  // NULL when the publication has no table
+    std::optional<std::string> table;
+};
+// Pure: {} when every table is published with inserts, else the error to stop with.
+[[nodiscard]] std::optional<Error> judgePublication(const std::vector<PublicationRow>& rows,
+                                                    const std::string& publication,
+                                                    const std::vector<config::TableName>& tables, Lsn verified);
+
+class PublicationWatch {
+public:
+    explicit PublicationWatch(PublicationWatchOptions options);
+    ~PublicationWatch();
+    PublicationWatch(const PublicationWatch&) = delete;
+    PublicationWatch& operator=(const PublicationWatch&) = delete;
+
+    void start();
+    void stop();
+    // Invalid until the first successful check.
+    [[nodiscard]] Lsn verified() const { return Lsn{verified_.load(std::memory_order_acquire)}; }
+    [[nodiscard]] std::optional<Error> failure() const;
+    // Asks for a check now and waits up to `timeout` for it to finish (a final confirmation).
+    void checkNow(std::chrono::milliseconds timeout);
+
+private:
+    void run();
+
+    PublicationWatchOptions options_;
+    std::atomic<std::uint64_t> verified_{0};
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    std::uint64_t wanted_until_ = 0;
+    std::uint64_t checks_done_ = 0;
+    std::condition_variable done_;
+    std::optional<Error> failure_;
+    std::thread thread_;
+};
+
+}  // namespace outboxd::cdc
