@@ -1,6 +1,7 @@
 #include "cdc/publication_watch.h"
 
 #include <algorithm>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
@@ -115,6 +116,13 @@ void PublicationWatch::run() {
                                 options_.dsn.c_str(), "outboxd-publication-watch", nullptr};
         conn = PQconnectdbParams(keys, values, 1);
         if (PQstatus(conn) != CONNECTION_OK) {
+            // 57P03: "the database system is shutting down" (or starting up, or in recovery).
+            if (std::string_view(PQerrorMessage(conn)).find("shutting down") != std::string_view::npos) {
+                if (!server_stopping_.exchange(true)) {
+                    spdlog::info("publication watch: the server is shutting down; confirming what was delivered "
+                                 "so that its walsender can stop");
+                }
+            }
             if (!warned) {
                 spdlog::warn("publication watch: could not connect ({}): {}; the slot's confirmed LSN waits until "
                              "it can check the publication again",
@@ -196,6 +204,7 @@ void PublicationWatch::run() {
         if (end->value() > verified_.load(std::memory_order_relaxed)) {
             verified_.store(end->value(), std::memory_order_release);
         }
+        server_stopping_.store(false, std::memory_order_release);
     };
     while (true) {
         check();

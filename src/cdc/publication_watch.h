@@ -55,7 +55,14 @@ public:
     void start();
     void stop();
     // Invalid until the first successful check.
-    [[nodiscard]] Lsn verified() const { return Lsn{verified_.load(std::memory_order_acquire)}; }
+    // While the server is shutting down (it refuses new connections), no bound: its walsender
+    // exits only once the client confirmed all it sent (the shutdown checkpoint included), so a
+    // bound would hold the shutdown forever. A table dropped just before is still caught, loudly,
+    // by the check at the next connect (the slot record says outboxd streamed from the publication).
+    [[nodiscard]] Lsn verified() const {
+        if (server_stopping_.load(std::memory_order_acquire)) return Lsn{~std::uint64_t{0}};
+        return Lsn{verified_.load(std::memory_order_acquire)};
+    }
     [[nodiscard]] std::optional<Error> failure() const;
     // Asks for a check now and waits up to `timeout` for it to finish (a final confirmation).
     void checkNow(std::chrono::milliseconds timeout);
@@ -65,6 +72,7 @@ private:
 
     PublicationWatchOptions options_;
     std::atomic<std::uint64_t> verified_{0};
+    std::atomic<bool> server_stopping_{false};
     mutable std::mutex mutex_;
     std::condition_variable wake_;
     bool stopping_ = false;
