@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # SIGHUP is logged and ignored (the process keeps running); SIGTERM then stops it with exit 0.
+# A SIGTERM that comes before the configuration is read is a stop request too: exit 0, not death
+# by the signal's default action (a supervisor stopping a relay it has just started).
 # --version names the commit and the libraries. No services: the database is unreachable.
 set -uo pipefail
 bin=$1
 dir=$2
 fail() { echo "FAIL: $*"; [ -f "$log" ] && cat "$log"; exit 1; }
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+fifo_dir=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$fifo_dir"' EXIT
 version=$("$bin" --version) || fail "--version exited $?"
 echo "$version"
 echo "$version" | grep -Eq "^outboxd [0-9]+\.[0-9]+\.[0-9]+ .*\(commit ([0-9a-f]+|unknown)\)" || fail "--version names no commit"
@@ -28,4 +31,30 @@ if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fail "SIGTERM did not sto
 wait "$pid"
 code=$?
 [ "$code" = 0 ] || fail "exit code $code after SIGTERM, expected 0"
+
+# The configuration on a named pipe that nobody writes: outboxd waits in open(2) for a writer.
+mkfifo "$fifo_dir/config.yaml"
+"$bin" --config "$fifo_dir/config.yaml" 2>"$log" &
+pid=$!
+exe=$(readlink -f "$bin")
+waiting=0
+for _ in $(seq 100); do
+  if [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$exe" ]; then
+    # 257 is openat on x86-64 (2 is open); where /proc/PID/syscall cannot be read, a pause.
+    if call=$(cut -d' ' -f1 "/proc/$pid/syscall" 2>/dev/null); then
+      [ "$call" = 257 ] || [ "$call" = 2 ] && { waiting=1; break; }
+    else
+      sleep 1; waiting=1; break
+    fi
+  fi
+  sleep 0.05
+done
+[ "$waiting" = 1 ] || { kill -KILL "$pid" 2>/dev/null; fail "outboxd did not come to wait for its configuration"; }
+kill -TERM "$pid"
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fail "SIGTERM while the configuration was read did not stop the process within 10 s"; fi
+wait "$pid"
+code=$?
+[ "$code" = 0 ] || fail "exit code $code after a SIGTERM while the configuration was read, expected 0"
+grep -q "stop requested while the configuration was read" "$log" || fail "no message for the stop during start-up"
 echo "ok"

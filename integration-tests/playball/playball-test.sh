@@ -36,9 +36,22 @@ fail() {
 }
 pass() { echo "PASS: $*"; }
 
+relay_starts=0
 start_relay() {
   "$OUTBOXD_BIN" --config "$work/relay.yaml" >>"$work/relay.log" 2>&1 &
   relay_pid=$!
+  relay_starts=$((relay_starts + 1))
+}
+# Waits until the relay started last is streaming (a view can converge before it is: the one
+# killed before it may have sent everything), so that a stop tests its shutdown, not its start.
+wait_relay_streaming() {
+  local i
+  for i in $(seq 1 300); do
+    [ "$(grep -c 'streaming from slot' "$work/relay.log" 2>/dev/null)" -ge "$relay_starts" ] && return 0
+    kill -0 "$relay_pid" 2>/dev/null || fail "relay exited before it was streaming"
+    sleep 0.1
+  done
+  fail "relay started $relay_starts times but did not stream after the last start within 30 s"
 }
 start_consumer() {
   "$PLAYBALL_GM_BIN" consume --db "$(pb_dsn "$gm")" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" \
@@ -80,7 +93,7 @@ playball_random_history_converges_and_a_replay_changes_nothing)
   pb_sql "$gm" -c "SELECT create_group(id, 'group of ' || username) FROM users ORDER BY id LIMIT 5" >/dev/null
   before=$(view_digest)
   groups_before=$(pb_query "$gm" "SELECT md5(string_agg(g::text, ',' ORDER BY id)) FROM groups g")
-  stop "$consumer_pid" || fail "consumer did not stop with exit 0"
+  stop "$consumer_pid" || fail "consumer did not stop with exit 0 (exit $?)"
 
   start_consumer --from-beginning
   ok=0
@@ -113,7 +126,7 @@ playball_random_history_converges_and_a_replay_changes_nothing)
     || fail "replay after the inbox was emptied: unexpected outcomes: $outcomes"
   [ "$(view_digest)" = "$before" ] || fail "the replay after the inbox was emptied changed the view"
   pass "replay with the inbox emptied: $outcomes; view unchanged"
-  stop "$relay_pid" || fail "relay did not stop with exit 0"
+  stop "$relay_pid" || fail "relay did not stop with exit 0 (exit $?)"
   ;;
 
 playball_typed_payloads_converge)
@@ -126,11 +139,11 @@ playball_typed_payloads_converge)
   read -r rows dups rejected <<<"$(inbox_stat | tr '|' ' ')"
   [ "$rows" = "$events" ] || fail "inbox has $rows rows for $events events"
   [ "$rejected" = 0 ] || fail "$rejected events rejected"
-  stop "$consumer_pid" || fail "consumer did not stop with exit 0"
+  stop "$consumer_pid" || fail "consumer did not stop with exit 0 (exit $?)"
   # The records really were the binary messages, not JSON passed through.
   typed=$(sed -n 's/.*typed payloads decoded: \([0-9]*\).*/\1/p' "$work/consumer.log" | tail -n 1)
   [ "${typed:-0}" -ge "$events" ] || fail "the consumer decoded ${typed:-0} typed payloads for $events events"
-  stop "$relay_pid" || fail "relay did not stop with exit 0"
+  stop "$relay_pid" || fail "relay did not stop with exit 0 (exit $?)"
   pass "typed payloads (playball.auth.v1 messages): $events events over $(pb_query "$auth" "SELECT count(DISTINCT aggregateid) FROM outbox") users, view equals the auth users field for field"
   ;;
 
@@ -162,7 +175,7 @@ playball_consumer_and_relay_sigkilled_repeatedly_converge)
 
   # The crash the inbox is for, made certain: the consumer ends right after a database commit,
   # before that batch's offsets are committed; started again, it gets the batch again.
-  stop "$consumer_pid" || fail "consumer did not stop with exit 0"
+  stop "$consumer_pid" || fail "consumer did not stop with exit 0 (exit $?)"
   pb_random_history "$auth" 100 200
   code=0
   PLAYBALL_GM_TEST_EXIT_AFTER_DB_COMMIT=1 "$PLAYBALL_GM_BIN" consume --db "$(pb_dsn "$gm")" \
@@ -193,8 +206,9 @@ playball_consumer_and_relay_sigkilled_repeatedly_converge)
   [ "$rows2" = "$events" ] || fail "inbox has $rows2 rows for $events events"
   [ "$rejected" = 0 ] || fail "$rejected events rejected"
   pass "relay SIGKILLed $kills times mid-stream: view equals the auth users, $((events - events_before)) new events, $((dups2 - dups)) re-sent ones landed in the inbox as duplicates"
-  stop "$consumer_pid" || fail "consumer did not stop with exit 0"
-  stop "$relay_pid" || fail "relay did not stop with exit 0"
+  stop "$consumer_pid" || fail "consumer did not stop with exit 0 (exit $?)"
+  wait_relay_streaming
+  stop "$relay_pid" || fail "relay did not stop with exit 0 (exit $?)"
   ;;
 
 playball_group_for_a_new_user_fails_until_its_event_arrives)
@@ -221,8 +235,8 @@ playball_group_for_a_new_user_fails_until_its_event_arrives)
   [ "$(pb_query "$gm" "SELECT count(*) FROM groups WHERE owner_id = '$id' AND name = 'Sunday league'")" = 1 ] \
     || fail "the group is not in group management's database"
   pass "with the relay running the group is created $(( ($(date +%s%N) - t0) / 1000000 )) ms after the relay started"
-  stop "$consumer_pid" || fail "consumer did not stop with exit 0"
-  stop "$relay_pid" || fail "relay did not stop with exit 0"
+  stop "$consumer_pid" || fail "consumer did not stop with exit 0 (exit $?)"
+  stop "$relay_pid" || fail "relay did not stop with exit 0 (exit $?)"
   ;;
 *) echo "unknown scenario $scenario" >&2; exit 2 ;;
 esac

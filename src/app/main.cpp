@@ -77,6 +77,18 @@ int usageError(std::string_view message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // First of all: a SIGTERM that comes while the configuration loads is a stop request too (the
+    // relay then exits 0 before connecting), not the default action's death by signal.
+    struct sigaction sa {};
+    sa.sa_handler = onSignal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    struct sigaction hup {};
+    hup.sa_handler = onHangup;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
     std::string config_path;
     bool check_only = false;
     bool accept_slot_loss = false;
@@ -114,6 +126,12 @@ int main(int argc, char** argv) {
     }
 
     auto loaded = outboxd::config::loadConfig(config_path, outboxd::config::processEnv());
+    if (!loaded && g_stop.load()) {
+        // The signal interrupted the read (a configuration on a pipe, a slow volume): the
+        // operator asked for a stop, which is what happens.
+        fmt::print(stderr, "outboxd: stop requested while the configuration was read; exiting\n");
+        return 0;
+    }
     if (!loaded) {
         for (const auto& error : loaded.error()) {
             fmt::print(stderr, "{}\n", error.toString());
@@ -148,17 +166,11 @@ int main(int argc, char** argv) {
     const outboxd::config::Config& config = *loaded;
     outboxd::app::setupLogging(config.log);
     outboxd::app::setProcessLogField("slot", config.postgres.slot);
+    if (g_stop.load()) {
+        spdlog::info("outboxd: stop requested during start-up; exiting before connecting");
+        return 0;
+    }
 
-    struct sigaction sa {};
-    sa.sa_handler = onSignal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, nullptr);
-    sigaction(SIGINT, &sa, nullptr);
-    struct sigaction hup {};
-    hup.sa_handler = onHangup;
-    sigemptyset(&hup.sa_mask);
-    sigaction(SIGHUP, &hup, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
     outboxd::app::SignalWatch signal_watch(g_stop, g_hangups, config.kafka.shutdown_timeout + kExitGrace,
                                            [] { ::_exit(1); });
 
