@@ -111,7 +111,7 @@ read -r o_s o_rss o_cpu o_n < <(run outboxd outbox.event.)
 cat <<REPORT
 date:            $(date -u +%Y-%m-%dT%H:%MZ)
 machine:         $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)
-versions:        outboxd $("$build/outboxd" --version | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $(pkg-config --modversion rdkafka)
+versions:        outboxd $("$build/outboxd" --version | head -n 1 | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $("$build/outboxd" --version | sed -n 's/^librdkafka //p'), protobuf $("$build/outboxd" --version | sed -n 's/^protobuf //p')
 command:         bench/bigtxn.sh $events${BENCH_SKIP_DEBEZIUM:+ (BENCH_SKIP_DEBEZIUM=$skip_dbz)}
 transaction:     $events events in one transaction, $wal_mib MiB of WAL, committed in ${fill_s}s
 outboxd:         ${o_s}s from process start to the last event read back from Kafka ($(echo "$events / $o_s" | bc) events/s), $o_n events

@@ -4,6 +4,9 @@
 #     pgoutput slots created before the fill so each sees the whole backlog;
 #   - pg_recvlogical reads the backlog from slot 1 (the rate a walsender can decode: the ceiling);
 #   - outboxd reads it from slot 2 into Kafka, until the slot's confirmed LSN reaches the end;
+#   - outboxd reads it again from another slot with typed payloads (each jsonb payload converted to
+#     a protobuf message from bench/proto/bench.proto; skipped with BENCH_SKIP_TYPED=1), into
+#     topics typed.outbox.event.<aggregatetype>;
 #   - pg_recvlogical reads it again from slot 3 (a second sample, the machine is shared);
 #   - Debezium Server (PostgreSQL connector + Outbox Event Router, bench/debezium/run.sh) reads it
 #     from slot 4 into topics debezium.outbox.event.<aggregatetype>, until its offset file records
@@ -20,6 +23,7 @@ events=${1:-200000}
 per_txn=5
 build=${BENCH_BUILD_DIR:-$root/build-release}
 skip_dbz=${BENCH_SKIP_DEBEZIUM:-0}
+skip_typed=${BENCH_SKIP_TYPED:-0}
 dbz_timeout=${BENCH_DEBEZIUM_TIMEOUT:-600}
 
 "$root/scripts/install-deps.sh" --test >/dev/null
@@ -33,6 +37,7 @@ bench_stop() {
 outboxd_pid=""
 dbz_pid=""
 slots=(recv1 outboxd recv2)
+[ "$skip_typed" = 1 ] || slots+=(typed)
 [ "$skip_dbz" = 1 ] || slots+=(debezium)
 bench_services bench "${slots[@]}"
 bindir=$OUTBOXD_IT_PG_BINDIR
@@ -54,47 +59,71 @@ recvlogical() {
 
 recv1_s=$(recvlogical recv1)
 
-metrics_port=$(. "$root/integration-tests/env/lib.sh"; free_port)
-cat >"$work/outboxd.yaml" <<YAML
+end_num=$(( (16#${end_lsn%/*} << 32) | 16#${end_lsn#*/} ))
+# run_outboxd SLOT TOPIC_PREFIX [YAML]: outboxd from process start until SLOT's confirmed LSN
+# reaches the backlog's end; sets run_s, run_first_s, run_rss_kb, run_cpu_s.
+run_outboxd() {
+  local slot=$1 prefix=$2 extra=${3:-} port t0 m published confirmed utime stime pid
+  port=$(. "$root/integration-tests/env/lib.sh"; free_port)
+  cat >"$work/$slot.yaml" <<YAML
 source:
   postgres:
     dsn: "$dsn"
-    slot: outboxd
+    slot: $slot
     publication: bench
     create_slot: false
     create_publication: false
+routing:
+  topic: "$prefix{aggregatetype}"
 sink:
   kafka:
     brokers: "$OUTBOXD_IT_KAFKA_BROKERS"
     properties: {${BENCH_KAFKA_PROPERTIES:-}}
 metrics:
-  listen: "127.0.0.1:$metrics_port"
+  listen: "127.0.0.1:$port"
 log:
   level: warn
+$extra
 YAML
-end_num=$(( (16#${end_lsn%/*} << 32) | 16#${end_lsn#*/} ))
-t0=$(now)
-"$build/outboxd" --config "$work/outboxd.yaml" 2>"$work/outboxd.log" &
-outboxd_pid=$!
-first_s=""
-while true; do
-  m=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null || true)
-  published=$(echo "$m" | awk '/^outboxd_events_published_total /{print $2}')
-  confirmed=$(echo "$m" | awk '/^outboxd_confirmed_flush_lsn /{printf "%.0f", $2}')
-  if [ -z "$first_s" ] && [ -n "$published" ] && [ "${published%.*}" -gt 0 ] 2>/dev/null; then
-    first_s=$(echo "$(now) - $t0" | bc)
-  fi
-  if [ -n "$confirmed" ] && [ "$confirmed" -ge "$end_num" ] 2>/dev/null; then break; fi
-  kill -0 "$outboxd_pid" 2>/dev/null || { cat "$work/outboxd.log"; exit 1; }
-  sleep 0.05
-done
-outboxd_s=$(echo "$(now) - $t0" | bc)
-rss_kb=$(awk '/^VmHWM/{print $2}' "/proc/$outboxd_pid/status")
-read -r utime stime < <(awk '{print $14, $15}' "/proc/$outboxd_pid/stat")
-cpu_s=$(echo "($utime + $stime) / $(getconf CLK_TCK)" | bc -l)
-kill -TERM "$outboxd_pid"
-wait "$outboxd_pid" || true
-outboxd_pid=""
+  t0=$(now)
+  "$build/outboxd" --config "$work/$slot.yaml" 2>"$work/$slot.log" &
+  pid=$!
+  outboxd_pid=$pid
+  run_first_s=""
+  while true; do
+    m=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null || true)
+    published=$(echo "$m" | awk '/^outboxd_events_published_total /{print $2}')
+    confirmed=$(echo "$m" | awk '/^outboxd_confirmed_flush_lsn /{printf "%.0f", $2}')
+    if [ -z "$run_first_s" ] && [ -n "$published" ] && [ "${published%.*}" -gt 0 ] 2>/dev/null; then
+      run_first_s=$(echo "$(now) - $t0" | bc)
+    fi
+    if [ -n "$confirmed" ] && [ "$confirmed" -ge "$end_num" ] 2>/dev/null; then break; fi
+    kill -0 "$pid" 2>/dev/null || { cat "$work/$slot.log"; exit 1; }
+    sleep 0.05
+  done
+  run_s=$(echo "$(now) - $t0" | bc)
+  run_rss_kb=$(awk '/^VmHWM/{print $2}' "/proc/$pid/status")
+  read -r utime stime < <(awk '{print $14, $15}' "/proc/$pid/stat")
+  run_cpu_s=$(echo "($utime + $stime) / $(getconf CLK_TCK)" | bc -l)
+  kill -TERM "$pid"
+  wait "$pid" || true
+  outboxd_pid=""
+}
+
+run_outboxd outboxd outbox.event.
+outboxd_s=$run_s; first_s=$run_first_s; rss_kb=$run_rss_kb; cpu_s=$run_cpu_s
+
+# The same backlog with typed payloads: every event's jsonb payload converted to the binary
+# outboxd.bench.v1.UserUpdated (bench/proto/bench.proto) with protobuf's JSON mapping.
+if [ "$skip_typed" != 1 ]; then
+  protoc --include_imports --descriptor_set_out="$work/bench.pb" -I "$root/bench/proto" "$root/bench/proto/bench.proto"
+  run_outboxd typed typed.outbox.event. "payload:
+  protobuf:
+    descriptor_set: \"$work/bench.pb\"
+    types:
+      UserUpdated: outboxd.bench.v1.UserUpdated"
+  typed_s=$run_s; typed_rss_kb=$run_rss_kb; typed_cpu_s=$run_cpu_s
+fi
 
 recv2_s=$(recvlogical recv2)
 
@@ -160,6 +189,17 @@ for topic in outbox.event.user outbox.event.group outbox.event.membership; do
   in_kafka=$((in_kafka + n))
 done
 
+typed_in_kafka=0
+if [ "$skip_typed" != 1 ]; then
+  for topic in typed.outbox.event.user typed.outbox.event.group typed.outbox.event.membership; do
+    n=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --format count \
+          --idle-ms 3000 --timeout-ms 120000 | sed -E 's/.*received=([0-9]+).*/\1/')
+    typed_in_kafka=$((typed_in_kafka + n))
+  done
+  typed_sample=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic typed.outbox.event.user \
+                   --count 1 --timeout-ms 30000 | sed -n 's/.*payload (\(.*\)): \(.*\)/\1, \2/p')
+fi
+
 dbz_in_kafka=0
 if [ "$skip_dbz" != 1 ]; then
   read -r dbz_in_kafka dbz_first_ms dbz_last_ms < <("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" \
@@ -176,7 +216,7 @@ recv_best=$(( recv_rate1 > recv_rate2 ? recv_rate1 : recv_rate2 ))
 cat <<REPORT
 date:                 $(date -u +%Y-%m-%dT%H:%MZ)
 machine:              $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)
-versions:             outboxd $("$build/outboxd" --version | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $(pkg-config --modversion rdkafka)
+versions:             outboxd $("$build/outboxd" --version | head -n 1 | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $("$build/outboxd" --version | sed -n 's/^librdkafka //p'), protobuf $("$build/outboxd" --version | sed -n 's/^protobuf //p')
 backlog:              $events events in $per_txn-event transactions, $(echo "$wal_bytes / 1048576" | bc) MiB of WAL, filled in ${fill_s}s
 pg_recvlogical:       ${recv1_s}s (${recv_rate1} events/s), again ${recv2_s}s (${recv_rate2} events/s)
 outboxd:              ${outboxd_s}s (${outboxd_rate} events/s) from process start to the last LSN confirmed
@@ -186,6 +226,16 @@ outboxd peak RSS:     $((rss_kb / 1024)) MiB (VmHWM)
 outboxd CPU:          $(printf '%.2f' "$cpu_s")s user+sys, $(echo "scale=2; $cpu_s * 100000 / $events" | bc) s per 100k events
 events in Kafka:      $in_kafka of $events
 REPORT
+if [ "$skip_typed" = 1 ]; then
+  echo "typed payloads:       skipped (BENCH_SKIP_TYPED=1)"
+else
+  typed_rate=$(rate "$typed_s")
+  cat <<REPORT
+typed payloads:       ${typed_s}s ($typed_rate events/s) from process start to the last LSN confirmed, $(echo "scale=2; $typed_rate / $outboxd_rate" | bc | lz) of the untyped run's events/s
+typed peak RSS, CPU:  $((typed_rss_kb / 1024)) MiB, $(printf '%.2f' "$typed_cpu_s")s user+sys ($(echo "scale=2; $typed_cpu_s / $cpu_s" | bc | lz) of the untyped run's)
+typed in Kafka:       $typed_in_kafka of $events; a record's payload: ${typed_sample:-none read}
+REPORT
+fi
 if [ "$skip_dbz" = 1 ]; then
   echo "debezium:             skipped (BENCH_SKIP_DEBEZIUM=1)"
 else
@@ -202,3 +252,4 @@ REPORT
   [ "$dbz_in_kafka" -ge "$events" ] || dbz_fail "Kafka holds $dbz_in_kafka of $events events on debezium.outbox.event.*"
 fi
 [ "$in_kafka" -ge "$events" ]
+[ "$skip_typed" = 1 ] || [ "$typed_in_kafka" -ge "$events" ]

@@ -181,7 +181,7 @@ done
 # commit_max rss_kb cpu_per_100k first_s per_txn duration
 echo "date:     $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine:  $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "versions: outboxd $("$build/outboxd" --version | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $(pkg-config --modversion rdkafka)$(
+echo "versions: outboxd $("$build/outboxd" --version | head -n 1 | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $("$build/outboxd" --version | sed -n 's/^librdkafka //p'), protobuf $("$build/outboxd" --version | sed -n 's/^protobuf //p')$(
   [ "$skip_dbz" = 1 ] || echo ", Debezium Server $(. "$root/bench/debezium/lib.sh"; debezium_version) on $("$dbz_java" -version 2>&1 | head -n 1 | cut -d'"' -f2)")"
 echo "command:  BENCH_RATES=\"$rates\" BENCH_DURATION=$duration${BENCH_KAFKA_PROPERTIES:+ BENCH_KAFKA_PROPERTIES='$BENCH_KAFKA_PROPERTIES'} bench/steady.sh"
 echo
