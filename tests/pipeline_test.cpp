@@ -206,6 +206,100 @@ TEST_CASE("with dead-letter, a record Kafka refuses at delivery is dead-lettered
     CHECK(f.pipeline.confirmed() == cdc::Lsn{commitEnd()});
 }
 
+namespace {
+std::string headerOf(const outbox::OutboxEvent& e, std::string_view name) {
+    for (const auto& [n, v] : e.extra_headers) {
+        if (n == name) return v;
+    }
+    return "<absent>";
+}
+}  // namespace
+
+TEST_CASE("a dead-letter record Kafka refuses at delivery as too large goes again without its payload",
+          "[pipeline]") {
+    Fixture f;
+    f.config.invalid_rows.action = config::InvalidRowAction::DeadLetter;
+    f.config.invalid_rows.dead_letter_topic = "dlq";
+    feedFirstTransaction(f);
+    f.sink.ack(0, false, "Broker: Message size too large", true, "too_large");
+    f.sink.ack(1);
+    f.serve();
+    REQUIRE(f.sink.produced.size() == 3);
+    const std::size_t payload_size = f.sink.produced[2].event.value.size();
+    REQUIRE(payload_size > 0);
+    // the dead-letter topic refuses it too (its max.message.bytes)
+    f.sink.ack(2, false, "Broker: Message size too large", true, "too_large");
+    f.serve();
+    REQUIRE(f.sink.produced.size() == 4);
+    const auto& again = f.sink.produced[3].event;
+    CHECK(again.topic == "dlq");
+    CHECK(again.id == f.sink.produced[0].event.id);
+    CHECK(again.value.empty());
+    CHECK(headerOf(again, "outboxd.payload_omitted") == std::to_string(payload_size));
+    CHECK_THAT(headerOf(again, "outboxd.error"), Catch::Contains("too large") && Catch::Contains("left out"));
+    CHECK(headerOf(again, "outboxd.table") == "public.outbox");
+    CHECK(f.pipeline.confirmed() == cdc::Lsn{0x100});
+    f.sink.ack(3);
+    f.serve();
+    CHECK(f.pipeline.confirmed() == cdc::Lsn{commitEnd()});
+    CHECK_THAT(f.metricsText(), Catch::Contains(R"(outboxd_events_dead_lettered_total{reason="too_large"} 1)"));
+}
+
+TEST_CASE("a dead-letter record over the producer's message.max.bytes goes without its payload", "[pipeline]") {
+    Fixture f;
+    f.config.invalid_rows.action = config::InvalidRowAction::DeadLetter;
+    f.config.invalid_rows.dead_letter_topic = "dlq";
+    feedFirstTransaction(f);
+    f.sink.ack(0, false, "Broker: Message size too large", true, "too_large");
+    f.sink.ack(1);
+    f.sink.reject_next = Error{ErrorKind::SinkRejected, "event is 2000000 bytes, more than message.max.bytes"};
+    f.serve();
+    REQUIRE(f.sink.produced.size() == 3);
+    const auto& dead = f.sink.produced[2].event;
+    CHECK(dead.topic == "dlq");
+    CHECK(dead.value.empty());
+    CHECK(headerOf(dead, "outboxd.payload_omitted") != "<absent>");
+    f.sink.ack(2);
+    f.serve();
+    CHECK(f.pipeline.confirmed() == cdc::Lsn{commitEnd()});
+}
+
+TEST_CASE("an invalid row's dead-letter record over message.max.bytes goes without its payload", "[pipeline]") {
+    Fixture f;
+    f.config.routing.topic = *config::parseTemplate("bad topic/{aggregatetype}");
+    f.config.invalid_rows.action = config::InvalidRowAction::DeadLetter;
+    f.config.invalid_rows.dead_letter_topic = "dlq";
+    app::Pipeline pipeline{f.config, f.sink, f.metrics, 1, cdc::Lsn{0x100}};
+    REQUIRE(pipeline.handleFrame(xlog(0x1000, golden("v1-begin"))));
+    REQUIRE(pipeline.handleFrame(xlog(0, golden("v1-relation-outbox"))));
+    f.sink.reject_next = Error{ErrorKind::SinkRejected, "event is 2000000 bytes, more than message.max.bytes"};
+    auto r = pipeline.handleFrame(xlog(0x1010, golden("v1-insert")));
+    INFO((r ? std::string() : r.error().message));
+    REQUIRE(r);
+    REQUIRE(f.sink.produced.size() == 1);
+    CHECK(f.sink.produced[0].event.topic == "dlq");
+    CHECK(f.sink.produced[0].event.value.empty());
+    CHECK(headerOf(f.sink.produced[0].event, "outboxd.payload_omitted") != "<absent>");
+    CHECK_THAT(headerOf(f.sink.produced[0].event, "outboxd.error"), Catch::Contains("left out"));
+}
+
+TEST_CASE("a dead-letter record refused for another reason still stops", "[pipeline]") {
+    Fixture f;
+    f.config.invalid_rows.action = config::InvalidRowAction::DeadLetter;
+    f.config.invalid_rows.dead_letter_topic = "dlq";
+    feedFirstTransaction(f);
+    f.sink.ack(0, false, "Broker: Message size too large", true, "too_large");
+    f.sink.ack(1);
+    f.serve();
+    REQUIRE(f.sink.produced.size() == 3);
+    f.sink.ack(2, false, "Broker: Topic authorization failed", true, "topic_refused");
+    auto r = f.pipeline.serveDeliveries(0ms);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::SinkRejected);
+    CHECK(f.sink.produced.size() == 3);
+    CHECK(f.pipeline.confirmed() == cdc::Lsn{0x100});
+}
+
 TEST_CASE("a fatal producer error ends the session as retriable", "[pipeline]") {
     Fixture f;
     feedFirstTransaction(f);

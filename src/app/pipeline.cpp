@@ -45,6 +45,14 @@ std::expected<void, Error> Pipeline::serveDeliveries(std::chrono::milliseconds t
     if (deliveries_.empty()) return {};
     const std::int64_t now_us = unixMicrosNow();
     for (const auto& d : deliveries_) {
+        if (!d.ok && d.permanent && d.reason == "too_large" &&
+            config_.invalid_rows.action == config::InvalidRowAction::DeadLetter &&
+            d.topic == config_.invalid_rows.dead_letter_topic && !d.record.value.empty()) {
+            outbox::OutboxEvent dead = d.record;
+            omitPayload(dead, fmt::format("Kafka refused it for topic {}: {}", d.topic, d.error));
+            dead_letters_.emplace_back(std::move(dead), d.token);
+            continue;
+        }
         if (!d.ok && d.permanent && config_.invalid_rows.action == config::InvalidRowAction::DeadLetter &&
             d.topic != config_.invalid_rows.dead_letter_topic) {
             if (auto ok = deadLetterRefused(d.record, d.token, d.reason.empty() ? "rejected" : d.reason,
@@ -108,10 +116,35 @@ std::expected<void, Error> Pipeline::deadLetterRefused(const outbox::OutboxEvent
     return {};
 }
 
+void Pipeline::omitPayload(outbox::OutboxEvent& dead, std::string_view why) {
+    const std::size_t size = dead.value.size();
+    dead.value.clear();
+    std::string table;
+    std::string lsn;
+    for (auto& [name, value] : dead.extra_headers) {
+        if (name == "outboxd.error") {
+            value += fmt::format("; the payload ({} bytes) is left out of this record, too large for the "
+                                 "dead-letter topic as well: read it from the outbox row",
+                                 size);
+        } else if (name == "outboxd.table") {
+            table = value;
+        } else if (name == "outboxd.lsn") {
+            lsn = value;
+        }
+    }
+    dead.extra_headers.emplace_back("outboxd.payload_omitted", std::to_string(size));
+    spdlog::warn("dead-letter record of event {} (table {}, LSN {}) sent without its {}-byte payload: {}", dead.id,
+                 table, lsn, size, why);
+}
+
 std::expected<void, Error> Pipeline::flushDeadLetters() {
     while (!dead_letters_.empty()) {
         auto& [event, token] = dead_letters_.front();
         auto status = sink_.produce(event, token);
+        if (!status && status.error().kind == ErrorKind::SinkRejected && !event.value.empty()) {
+            omitPayload(event, status.error().message);
+            continue;
+        }
         if (!status) {
             metrics_.eventFailed("rejected");
             Error error = status.error();
@@ -265,6 +298,13 @@ std::expected<void, Error> Pipeline::retryHeld() {
 
 std::expected<void, Error> Pipeline::produceHeld() {
     auto status = sink_.produce(event_, *held_);
+    if (!status && status.error().kind == ErrorKind::SinkRejected &&
+        config_.invalid_rows.action == config::InvalidRowAction::DeadLetter &&
+        event_.topic == config_.invalid_rows.dead_letter_topic && !event_.value.empty()) {
+        // An invalid row's dead-letter record, itself over the producer's message.max.bytes.
+        omitPayload(event_, status.error().message);
+        status = sink_.produce(event_, *held_);
+    }
     if (!status && status.error().kind == ErrorKind::SinkRejected &&
         config_.invalid_rows.action == config::InvalidRowAction::DeadLetter &&
         event_.topic != config_.invalid_rows.dead_letter_topic) {

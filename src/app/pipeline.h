@@ -70,6 +70,11 @@ private:
     std::expected<void, Error> deadLetterRefused(const outbox::OutboxEvent& refused, std::uint64_t token,
                                                  std::string_view reason, std::string_view what);
     std::expected<void, Error> flushDeadLetters();
+    // A dead-letter record too large for Kafka itself (a payload over the producer's
+    // message.max.bytes, which holds for every topic, or over the dead-letter topic's
+    // max.message.bytes): sent again without its value, the headers saying how many bytes were
+    // left out and where the row is, so that one oversized row cannot stop the stream for good.
+    static void omitPayload(outbox::OutboxEvent& dead, std::string_view why);
 
     const config::Config& config_;
     sink::Sink& sink_;
