@@ -281,7 +281,8 @@ std::vector<Record> KafkaReader::readUntil(std::size_t count, std::chrono::milli
             r.partition = m->partition;
             r.offset = m->offset;
             if (m->key != nullptr) r.key = std::string(static_cast<const char*>(m->key), m->key_len);
-            r.value.assign(static_cast<const char*>(m->payload), m->len);
+            r.value_is_null = m->payload == nullptr;
+            if (m->payload != nullptr) r.value.assign(static_cast<const char*>(m->payload), m->len);
             rd_kafka_headers_t* hdrs = nullptr;
             if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 const char* name;

@@ -80,6 +80,7 @@ struct Record {
     std::int64_t offset = 0;
     std::optional<std::string> key;
     std::string value;
+    bool value_is_null = false;  // a null value (not an empty one)
     std::map<std::string, std::string> headers;
 };
 

@@ -79,6 +79,9 @@ TEST_CASE("payload and invalid_rows mistakes are configuration errors with their
         {"invalid_rows:\n  dead_letter_topic: \"bad topic\"\n",
          "test.yaml:9:22: invalid_rows.dead_letter_topic: 'bad topic' is not a valid Kafka topic name"},
         {"invalid_rows:\n  dead_leter_topic: x\n", "did you mean 'dead_letter_topic'"},
+        {"routing:\n  value: payloads\n",
+         "test.yaml:9:10: routing.value: invalid value 'payloads'; use one of envelope, payload (did you mean "
+         "'payload'?)"},
     }));
     CAPTURE(extra);
     const auto c = parseWith(extra);

@@ -96,6 +96,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
     CHECK(render(c.routing.topic) == "outbox.event.<aggregatetype>");
     CHECK(c.routing.key.source == "{aggregateid}");
     CHECK(render(c.routing.key) == "<aggregateid>");
+    CHECK(c.routing.value == ValueMode::Envelope);
     CHECK(c.kafka.brokers == "kafka:9092");
     CHECK(c.kafka.properties.empty());
     CHECK(c.kafka.shutdown_timeout == 10000ms);
@@ -127,6 +128,7 @@ TEST_CASE("every key is parsed", "[config]") {
 routing:
   topic: "events.{agg_type}.v1"
   key: "{agg_type}-{agg_id}"
+  value: payload
 sink:
   kafka:
     brokers: "k1:9092,k2:9092"
@@ -159,6 +161,7 @@ log:
     CHECK(c.outbox.columns.timestamp == "occurred_at");
     CHECK(render(c.routing.topic) == "events.<agg_type>.v1");
     CHECK(render(c.routing.key) == "<agg_type>-<agg_id>");
+    CHECK(c.routing.value == ValueMode::Payload);
     CHECK(c.kafka.brokers == "k1:9092,k2:9092");
     CHECK(c.kafka.properties == std::map<std::string, std::string>{{"linger.ms", "5"},
                                                                    {"compression.type", "zstd"}});

@@ -404,3 +404,59 @@ TEST_CASE("an invalid row's dead-letter record keeps its key, bytes and says wha
     REQUIRE(router.deadLetter(bin, ctx(), "why", ev));
     CHECK(ev.value == std::string("\x00\xff", 2));
 }
+
+TEST_CASE("with routing.value payload the record value is the payload alone, as Debezium sends it", "[router]") {
+    auto config = defaultConfig();
+    config.routing.value = config::ValueMode::Payload;
+    outbox::Router router(config);
+    REQUIRE(router.onRelation(outboxRelation()));
+    outbox::OutboxEvent ev;
+    // jsonb: the text exactly as PostgreSQL prints it; headers and key as in envelope mode
+    REQUIRE(router.route(row(16384, R"({"name": "ana", "n": [1, 2]})"), ctx(), ev));
+    CHECK(ev.value == R"({"name": "ana", "n": [1, 2]})");
+    CHECK_FALSE(ev.value_is_null);
+    CHECK(ev.id == "5b1a0c4e-9f51-4c3b-8a3e-0b7c2d1e6f70");
+    CHECK(ev.type == "UserRegistered");
+    CHECK(ev.aggregate_type == "user");
+    CHECK(ev.content_type == "application/json");
+    CHECK(ev.topic == "outbox.event.user");
+    CHECK(ev.key == "42");
+
+    // a NULL payload is a null value; an empty text payload an empty one
+    Insert null_row = row(16384);
+    null_row.new_tuple[4] = Value{ValueKind::Null, {}};
+    REQUIRE(router.route(null_row, ctx(), ev));
+    CHECK(ev.value_is_null);
+    CHECK(ev.value.empty());
+    REQUIRE(router.route(row(16384, ""), ctx(), ev));
+    CHECK_FALSE(ev.value_is_null);
+    CHECK(ev.value.empty());
+
+    // a typed event's value is the binary message itself
+    auto set = typedSet();
+    router.setTypedPayloads(set.get());
+    REQUIRE(router.route(row(16384, R"({"userId": "u-1"})"), ctx(), ev));
+    CHECK(ev.value == std::string("\x0a\x03u-1", 5));
+    CHECK(ev.content_type == "application/x-protobuf; messageType=outboxd.test.v1.UserRegistered");
+
+    // the envelope mode, same router state, still sends the envelope (and clears the null flag)
+    auto envelope_config = defaultConfig();
+    outbox::Router envelope_router(envelope_config);
+    REQUIRE(envelope_router.onRelation(outboxRelation()));
+    REQUIRE(envelope_router.route(row(16384), ctx(), ev));
+    CHECK_FALSE(ev.value_is_null);
+    outboxd::v1::Event decoded;
+    REQUIRE(decoded.ParseFromString(ev.value));
+    CHECK(decoded.payload() == R"({"name": "ana"})");
+}
+
+TEST_CASE("with routing.value payload a bytea payload is its raw bytes", "[router]") {
+    auto config = defaultConfig();
+    config.routing.value = config::ValueMode::Payload;
+    outbox::Router router(config);
+    REQUIRE(router.onRelation(outboxRelation(16384, outbox::oid::kBytea)));
+    outbox::OutboxEvent ev;
+    REQUIRE(router.route(row(16384, "\\x00ff10"), ctx(), ev));
+    CHECK(ev.value == std::string("\x00\xff\x10", 3));
+    CHECK(ev.content_type == "application/octet-stream");
+}

@@ -100,7 +100,9 @@ std::expected<void, Error> Pipeline::deadLetterRefused(const outbox::OutboxEvent
     outboxd::v1::Event envelope;
     std::string lsn;
     std::string table;
-    if (envelope.ParseFromString(refused.value)) {
+    // (With routing.value: payload the record holds the payload alone, and where the row came
+    // from is not in it: the dead-letter record's outboxd.lsn and outboxd.table are then empty.)
+    if (config_.routing.value == config::ValueMode::Envelope && envelope.ParseFromString(refused.value)) {
         dead.value = envelope.payload();
         lsn = fmt::format("{}", cdc::Lsn{envelope.source().lsn()});
         table = fmt::format("{}.{}", envelope.source().schema(), envelope.source().table());

@@ -727,6 +727,34 @@ bool isTopicChar(char c) {
     return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '-';
 }
 
+// The table lists the words (and their order in messages); `values` maps each to its enum.
+template <typename E, std::size_t N>
+std::optional<E> readEnum(Reader& r, const Section& section, std::string_view name,
+                          const std::array<std::pair<std::string_view, E>, N>& values) {
+    auto text = r.string(section, name);
+    if (!text) {
+        return std::nullopt;
+    }
+    const std::string path = joinPath(section.path, name);
+    const std::span<const std::string_view> words = schemaKey(path).choices;
+    if (std::ranges::find(words, *text) != words.end()) {
+        for (const auto& [word, value] : values) {
+            if (*text == word) {
+                return value;
+            }
+        }
+        throw std::logic_error(fmt::format("{}: choice '{}' in src/config/schema.cpp has no value",
+                                           path, *text));
+    }
+    std::string message = fmt::format("{}: invalid value '{}'; use one of {}", path, *text,
+                                      joinNames(words));
+    if (const auto suggestion = closest(*text, words)) {
+        message += fmt::format(" (did you mean '{}'?)", *suggestion);
+    }
+    r.error(r.valuePos(section, name), std::move(message));
+    return std::nullopt;
+}
+
 void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
     const Section routing = r.child(root, "routing");
     if (auto topic = r.string(routing, "topic")) {
@@ -773,6 +801,11 @@ void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
             out.key = std::move(*parsed);
         }
     }
+    static constexpr std::array<std::pair<std::string_view, ValueMode>, 2> kValueModes{{
+        {"envelope", ValueMode::Envelope},
+        {"payload", ValueMode::Payload},
+    }};
+    if (auto v = readEnum(r, routing, "value", kValueModes)) out.value = *v;
 }
 
 void readProperties(Reader& r, const Section& kafka, std::map<std::string, std::string>& out) {
@@ -877,33 +910,6 @@ void readMetrics(Reader& r, const Section& root, MetricsConfig& out) {
     }
 }
 
-// The table lists the words (and their order in messages); `values` maps each to its enum.
-template <typename E, std::size_t N>
-std::optional<E> readEnum(Reader& r, const Section& section, std::string_view name,
-                          const std::array<std::pair<std::string_view, E>, N>& values) {
-    auto text = r.string(section, name);
-    if (!text) {
-        return std::nullopt;
-    }
-    const std::string path = joinPath(section.path, name);
-    const std::span<const std::string_view> words = schemaKey(path).choices;
-    if (std::ranges::find(words, *text) != words.end()) {
-        for (const auto& [word, value] : values) {
-            if (*text == word) {
-                return value;
-            }
-        }
-        throw std::logic_error(fmt::format("{}: choice '{}' in src/config/schema.cpp has no value",
-                                           path, *text));
-    }
-    std::string message = fmt::format("{}: invalid value '{}'; use one of {}", path, *text,
-                                      joinNames(words));
-    if (const auto suggestion = closest(*text, words)) {
-        message += fmt::format(" (did you mean '{}'?)", *suggestion);
-    }
-    r.error(r.valuePos(section, name), std::move(message));
-    return std::nullopt;
-}
 
 void readLog(Reader& r, const Section& root, LogConfig& out) {
     static constexpr std::array<std::pair<std::string_view, LogLevel>, 5> kLevels{{

@@ -65,9 +65,14 @@ struct Template {
     std::vector<Part> parts;
 };
 
+// What a record's value is: the outboxd.v1.Event envelope, or the payload column alone (the
+// converted message for a typed event), as Debezium's Outbox Event Router sends it.
+enum class ValueMode { Envelope, Payload };
+
 struct RoutingConfig {
     Template topic;  // default "outbox.event.{aggregatetype}"
     Template key;    // default "{aggregateid}"
+    ValueMode value = ValueMode::Envelope;
 };
 
 struct KafkaConfig {

@@ -13,6 +13,7 @@ constexpr std::array<std::string_view, 2> kLogFormats{"text", "json"};
 constexpr std::array<std::string_view, 2> kUnknownFields{"fail", "ignore"};
 constexpr std::array<std::string_view, 2> kUntyped{"pass", "fail"};
 constexpr std::array<std::string_view, 2> kInvalidRowActions{"fail", "dead-letter"};
+constexpr std::array<std::string_view, 2> kValueModes{"envelope", "payload"};
 
 constexpr std::int64_t kHour = 3600000;
 
@@ -62,6 +63,8 @@ constexpr std::array kKeys{
         .doc = "Kafka topic of each event."},
     Key{.path = "routing.key", .type = Type::Template, .default_yaml = "\"{aggregateid}\"",
         .doc = "Kafka record key of each event."},
+    Key{.path = "routing.value", .type = Type::Enum, .default_yaml = "envelope", .choices = kValueModes,
+        .doc = "Record value: envelope (an outboxd.v1.Event) or payload (the payload alone, Debezium's shape)."},
     Key{.path = "sink", .type = Type::Section, .doc = "Where the events go."},
     Key{.path = "sink.kafka", .type = Type::Section, .doc = "The Kafka producer."},
     Key{.path = "sink.kafka.brokers", .type = Type::String, .required = true,

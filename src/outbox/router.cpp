@@ -399,6 +399,13 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
 
     out.extra_headers.clear();
     out.value.clear();
+    if (config_.routing.value == config::ValueMode::Payload) {
+        // Debezium's shape: the payload alone (the headers carry id, type and aggregate type).
+        out.value_is_null = isNull(payload);
+        out.value.assign(event.payload());
+        return {};
+    }
+    out.value_is_null = false;
     if (!event.SerializeToString(&out.value)) {
         return invalidBecause("serialize", "the event could not be serialized");
     }
@@ -429,6 +436,7 @@ std::expected<void, Error> Router::deadLetter(const cdc::pgoutput::Insert& inser
     out.aggregate_type.assign(valueOf(rel.aggregate_type));
     out.content_type.clear();
     out.occurred_from_commit_time = false;
+    out.value_is_null = false;
     const auto payload = valueOf(rel.payload);
     out.value.assign(payload);
     if (rel.payload_type == oid::kBytea) {

@@ -41,7 +41,8 @@ struct OutboxEvent {
     std::string topic;
     std::string key;
     bool key_is_null = false;
-    std::string value;  // serialized outboxd.v1.Event
+    std::string value;  // serialized outboxd.v1.Event, or the payload alone (routing.value: payload)
+    bool value_is_null = false;  // a null record value (routing.value: payload, NULL payload)
     std::string id;
     std::string type;
     std::string aggregate_type;

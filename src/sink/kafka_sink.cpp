@@ -464,23 +464,25 @@ std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent
                             static_cast<ssize_t>(value.size()));
     }
     void* opaque = reinterpret_cast<void*>(static_cast<std::uintptr_t>(token));
+    void* value = event.value_is_null ? nullptr : const_cast<char*>(event.value.data());
+    const std::size_t value_len = event.value_is_null ? 0 : event.value.size();
     rd_kafka_resp_err_t err;
     if (rkt == nullptr) {
         // librdkafka refused a handle for this name: produce by name, which reports why.
         err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_TOPIC(event.topic.c_str()),
                                 RD_KAFKA_V_KEY(event.key_is_null ? nullptr : event.key.data(),
                                                event.key_is_null ? 0 : event.key.size()),
-                                RD_KAFKA_V_VALUE(const_cast<char*>(event.value.data()), event.value.size()),
+                                RD_KAFKA_V_VALUE(value, value_len),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     } else if (event.key_is_null) {
         err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_RKT(rkt),
-                                RD_KAFKA_V_VALUE(const_cast<char*>(event.value.data()), event.value.size()),
+                                RD_KAFKA_V_VALUE(value, value_len),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     } else {
         err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(event.key.data(), event.key.size()),
-                                RD_KAFKA_V_VALUE(const_cast<char*>(event.value.data()), event.value.size()),
+                                RD_KAFKA_V_VALUE(value, value_len),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     }
