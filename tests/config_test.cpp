@@ -97,6 +97,8 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
     CHECK(c.routing.key.source == "{aggregateid}");
     CHECK(render(c.routing.key) == "<aggregateid>");
     CHECK(c.routing.value == ValueMode::Envelope);
+    CHECK_FALSE(c.routing.tombstone_on_empty_payload);
+    CHECK(c.routing.on_update == OnUpdate::Warn);
     CHECK(c.kafka.brokers == "kafka:9092");
     CHECK(c.kafka.properties.empty());
     CHECK(c.kafka.shutdown_timeout == 10000ms);
@@ -129,6 +131,8 @@ routing:
   topic: "events.{agg_type}.v1"
   key: "{agg_type}-{agg_id}"
   value: payload
+  tombstone_on_empty_payload: true
+  on_update: fatal
 sink:
   kafka:
     brokers: "k1:9092,k2:9092"
@@ -162,6 +166,8 @@ log:
     CHECK(render(c.routing.topic) == "events.<agg_type>.v1");
     CHECK(render(c.routing.key) == "<agg_type>-<agg_id>");
     CHECK(c.routing.value == ValueMode::Payload);
+    CHECK(c.routing.tombstone_on_empty_payload);
+    CHECK(c.routing.on_update == OnUpdate::Fatal);
     CHECK(c.kafka.brokers == "k1:9092,k2:9092");
     CHECK(c.kafka.properties == std::map<std::string, std::string>{{"linger.ms", "5"},
                                                                    {"compression.type", "zstd"}});

@@ -329,6 +329,35 @@ TEST_CASE("update, delete and truncate on the outbox are counted and skipped", "
     CHECK_THAT(text, Catch::Contains(R"(outboxd_changes_skipped_total{kind="truncate"} 1)"));
 }
 
+TEST_CASE("with routing.on_update fatal an UPDATE of an outbox row stops before confirming past it", "[pipeline]") {
+    Fixture f;
+    f.config.routing.on_update = config::OnUpdate::Fatal;
+    feedFirstTransaction(f);
+    f.sink.ackAll();
+    f.serve();
+    const auto confirmed = f.pipeline.confirmed();
+    REQUIRE(f.pipeline.handleFrame(xlog(0x2000, golden("v1-begin"))));
+    auto r = f.pipeline.handleFrame(xlog(0x2010, golden("v1-update")));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::InvalidRow);
+    CHECK_FALSE(isRetriable(r.error().kind));
+    CHECK_THAT(r.error().message, Catch::Contains("UPDATE of public.outbox") && Catch::Contains("on_update"));
+    CHECK(r.error().table == "public.outbox");
+    CHECK(f.pipeline.confirmed() == confirmed);
+}
+
+TEST_CASE("with routing.on_update warn or error an UPDATE is skipped and counted", "[pipeline]") {
+    const auto policy = GENERATE(config::OnUpdate::Warn, config::OnUpdate::Error);
+    Fixture f;
+    f.config.routing.on_update = policy;
+    feedFirstTransaction(f);
+    f.feed(xlog(0x2000, golden("v1-begin")));
+    f.feed(xlog(0x2010, golden("v1-update")));
+    f.feed(xlog(commitEnd() + 0x100, golden("v1-commit")));
+    CHECK(f.sink.produced.size() == 2);
+    CHECK_THAT(f.metricsText(), Catch::Contains(R"(outboxd_changes_skipped_total{kind="update"} 1)"));
+}
+
 TEST_CASE("logical decoding messages are decoded and counted, in and out of transactions", "[pipeline]") {
     Fixture f;
     f.feed(xlog(0x1000, golden("v1-begin")));

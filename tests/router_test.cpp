@@ -460,3 +460,31 @@ TEST_CASE("with routing.value payload a bytea payload is its raw bytes", "[route
     CHECK(ev.value == std::string("\x00\xff\x10", 3));
     CHECK(ev.content_type == "application/octet-stream");
 }
+
+TEST_CASE("with tombstone_on_empty_payload a NULL or blank payload is a null value, in both value modes", "[router]") {
+    const auto mode = GENERATE(config::ValueMode::Envelope, config::ValueMode::Payload);
+    auto config = defaultConfig();
+    config.routing.value = mode;
+    config.routing.tombstone_on_empty_payload = true;
+    outbox::Router router(config);
+    REQUIRE(router.onRelation(outboxRelation(16384, outbox::oid::kText)));
+    outbox::OutboxEvent ev;
+    Insert null_row = row(16384);
+    null_row.new_tuple[4] = Value{ValueKind::Null, {}};
+    for (const Insert& r : {null_row, row(16384, ""), row(16384, " \n\t ")}) {
+        REQUIRE(router.route(r, ctx(), ev));
+        CHECK(ev.value_is_null);
+        CHECK(ev.key == "42");
+        CHECK(ev.id == "5b1a0c4e-9f51-4c3b-8a3e-0b7c2d1e6f70");
+    }
+    REQUIRE(router.route(row(16384, "x"), ctx(), ev));
+    CHECK_FALSE(ev.value_is_null);
+    CHECK_FALSE(ev.value.empty());
+
+    // without the option an empty payload is not a tombstone
+    config.routing.tombstone_on_empty_payload = false;
+    outbox::Router plain(config);
+    REQUIRE(plain.onRelation(outboxRelation(16384, outbox::oid::kText)));
+    REQUIRE(plain.route(row(16384, ""), ctx(), ev));
+    CHECK_FALSE(ev.value_is_null);
+}

@@ -272,7 +272,30 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
                 held_ = *open_txn_;
                 return produceHeld();
             },
-            [&](pg::Update&) { return skipped("update"); },
+            [&](pg::Update& update) -> std::expected<void, Error> {
+                const auto named = table_names_.find(update.relation.value);
+                if (named == table_names_.end()) return skipped("update");  // not an outbox table
+                metrics_.skippedChange("update");
+                const std::string& table = named->second;
+                const auto policy = config_.routing.on_update;
+                if (policy == config::OnUpdate::Fatal) {
+                    Error error{ErrorKind::InvalidRow,
+                                fmt::format("an UPDATE of {} at {}: only inserts are events, and routing.on_update is "
+                                            "fatal; outboxd stops before confirming past it (set on_update: warn to "
+                                            "skip updates, or publish inserts only)",
+                                            table, lsn)};
+                    error.table = table;
+                    error.lsn = fmt::format("{}", lsn);
+                    return std::unexpected(std::move(error));
+                }
+                if (updates_skipped_++ % 1000 == 0) {
+                    spdlog::log(policy == config::OnUpdate::Error ? spdlog::level::err : spdlog::level::warn,
+                                "an UPDATE of {} at {} is skipped: only inserts are events ({} updates skipped since "
+                                "start; routing.on_update)",
+                                table, lsn, updates_skipped_);
+                }
+                return {};
+            },
             [&](pg::Delete&) { return skipped("delete"); },
             [&](pg::Truncate&) { return skipped("truncate"); },
             [&](pg::LogicalMessage& m) -> std::expected<void, Error> {

@@ -98,6 +98,7 @@ private:
     cdc::Lsn server_wal_end_;
     bool reply_requested_ = false;
     std::uint64_t skips_logged_ = 0;
+    std::uint64_t updates_skipped_ = 0;
     bool warned_messages_ = false;
     bool warned_timestamp_ = false;
     // schema.table of each outbox relation seen, for the errors' structured fields.

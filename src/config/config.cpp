@@ -806,6 +806,13 @@ void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
         {"payload", ValueMode::Payload},
     }};
     if (auto v = readEnum(r, routing, "value", kValueModes)) out.value = *v;
+    if (auto v = r.boolean(routing, "tombstone_on_empty_payload")) out.tombstone_on_empty_payload = *v;
+    static constexpr std::array<std::pair<std::string_view, OnUpdate>, 3> kOnUpdate{{
+        {"warn", OnUpdate::Warn},
+        {"error", OnUpdate::Error},
+        {"fatal", OnUpdate::Fatal},
+    }};
+    if (auto v = readEnum(r, routing, "on_update", kOnUpdate)) out.on_update = *v;
 }
 
 void readProperties(Reader& r, const Section& kafka, std::map<std::string, std::string>& out) {

@@ -68,11 +68,17 @@ struct Template {
 // What a record's value is: the outboxd.v1.Event envelope, or the payload column alone (the
 // converted message for a typed event), as Debezium's Outbox Event Router sends it.
 enum class ValueMode { Envelope, Payload };
+// What an UPDATE of an outbox row does (Debezium's table.op.invalid.behavior): skipped and logged
+// at warning or error level, or a stop before confirming past it.
+enum class OnUpdate { Warn, Error, Fatal };
 
 struct RoutingConfig {
     Template topic;  // default "outbox.event.{aggregatetype}"
     Template key;    // default "{aggregateid}"
     ValueMode value = ValueMode::Envelope;
+    // A NULL or blank (empty or whitespace) payload is sent as a null value.
+    bool tombstone_on_empty_payload = false;
+    OnUpdate on_update = OnUpdate::Warn;
 };
 
 struct KafkaConfig {

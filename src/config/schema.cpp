@@ -14,6 +14,7 @@ constexpr std::array<std::string_view, 2> kUnknownFields{"fail", "ignore"};
 constexpr std::array<std::string_view, 2> kUntyped{"pass", "fail"};
 constexpr std::array<std::string_view, 2> kInvalidRowActions{"fail", "dead-letter"};
 constexpr std::array<std::string_view, 2> kValueModes{"envelope", "payload"};
+constexpr std::array<std::string_view, 3> kOnUpdate{"warn", "error", "fatal"};
 
 constexpr std::int64_t kHour = 3600000;
 
@@ -65,6 +66,10 @@ constexpr std::array kKeys{
         .doc = "Kafka record key of each event."},
     Key{.path = "routing.value", .type = Type::Enum, .default_yaml = "envelope", .choices = kValueModes,
         .doc = "Record value: envelope (an outboxd.v1.Event) or payload (the payload alone, Debezium's shape)."},
+    Key{.path = "routing.tombstone_on_empty_payload", .type = Type::Bool, .default_yaml = "false",
+        .doc = "A NULL or blank payload becomes a tombstone (null value, key and headers kept)."},
+    Key{.path = "routing.on_update", .type = Type::Enum, .default_yaml = "warn", .choices = kOnUpdate,
+        .doc = "An UPDATE of an outbox row: warn or error (logged at that level, skipped) or fatal (stop)."},
     Key{.path = "sink", .type = Type::Section, .doc = "Where the events go."},
     Key{.path = "sink.kafka", .type = Type::Section, .doc = "The Kafka producer."},
     Key{.path = "sink.kafka.brokers", .type = Type::String, .required = true,

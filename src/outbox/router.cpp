@@ -399,6 +399,14 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
 
     out.extra_headers.clear();
     out.value.clear();
+    if (config_.routing.tombstone_on_empty_payload &&
+        (isNull(payload) || std::ranges::all_of(payload.data, [](char c) {
+             return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+         }))) {
+        // A tombstone: a compacted topic forgets the aggregate (key and headers kept).
+        out.value_is_null = true;
+        return {};
+    }
     if (config_.routing.value == config::ValueMode::Payload) {
         // Debezium's shape: the payload alone (the headers carry id, type and aggregate type).
         out.value_is_null = isNull(payload);
