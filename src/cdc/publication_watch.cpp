@@ -1,5 +1,6 @@
 #include "cdc/publication_watch.h"
 
+
 #include <algorithm>
 #include <string_view>
 
@@ -7,6 +8,7 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include "cdc/bounded_connect.h"
 #include "cdc/replication_stream.h"
 #include "config/identifier.h"
 
@@ -109,12 +111,7 @@ void PublicationWatch::run() {
         drop();
         if (validateDsn(options_.dsn)) return false;  // the relay reports it
         // Bounded: stop() joins this thread, so no call may hang on a dead network.
-        const char* keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
-                              "keepalives_count", "tcp_user_timeout", "options", "dbname", "fallback_application_name",
-                              nullptr};
-        const char* values[] = {"5", "1", "10", "5", "3", "15000", "-c statement_timeout=5000",
-                                options_.dsn.c_str(), "outboxd-publication-watch", nullptr};
-        conn = PQconnectdbParams(keys, values, 1);
+        conn = connectBounded(options_.dsn, "outboxd-publication-watch");
         if (PQstatus(conn) != CONNECTION_OK) {
             // 57P03: "the database system is shutting down" (or starting up, or in recovery).
             if (std::string_view(PQerrorMessage(conn)).find("shutting down") != std::string_view::npos) {

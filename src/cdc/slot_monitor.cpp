@@ -1,11 +1,13 @@
 #include "cdc/slot_monitor.h"
 
+
 #include <algorithm>
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include "cdc/bounded_connect.h"
 #include "cdc/replication_stream.h"
 
 namespace outboxd::cdc {
@@ -64,12 +66,7 @@ void SlotMonitor::run() {
         c.reset();
         if (validateDsn(options_.dsn)) return false;  // the relay reports it
         // Bounded everything: shutdown joins this thread, so no call may hang on a dead network.
-        const char* keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
-                              "keepalives_count", "tcp_user_timeout", "options", "dbname", "fallback_application_name",
-                              nullptr};
-        const char* values[] = {"5", "1", "10", "5", "3", "15000", "-c statement_timeout=5000",
-                                options_.dsn.c_str(), "outboxd-monitor", nullptr};
-        c.conn = PQconnectdbParams(keys, values, 1);
+        c.conn = connectBounded(options_.dsn, "outboxd-monitor");
         if (PQstatus(c.conn) != CONNECTION_OK) {
             if (!warned) {
                 spdlog::warn("slot monitor: could not connect ({}): {}; slot metrics are stale until it can",

@@ -1,0 +1,16 @@
+#pragma once
+// A libpq connection for the side threads (slot monitor, publication watch) whose every call is
+// bounded: connect timeout, TCP keepalives and user timeout, and a statement timeout, so that
+// stop() can join those threads even when the network to the server is dead.
+
+#include <libpq-fe.h>
+
+#include <string>
+
+namespace outboxd::cdc {
+
+// Connects with the DSN's options plus those bounds; the caller owns the result (PQfinish), which
+// is never null: check PQstatus.
+[[nodiscard]] PGconn* connectBounded(const std::string& dsn, const char* application_name);
+
+}  // namespace outboxd::cdc
