@@ -1,6 +1,7 @@
 // payload.protobuf and invalid_rows: read, defaulted and checked (the descriptor set itself is
 // loaded by the app, tests/payload_test.cpp and tests/app_test.cpp).
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "config/config.h"
 
@@ -88,4 +89,46 @@ TEST_CASE("payload and invalid_rows mistakes are configuration errors with their
     REQUIRE_FALSE(c.has_value());
     REQUIRE(c.error().size() == 1);
     CHECK_THAT(c.error().front().toString(), Catch::Contains(expected));
+}
+
+namespace {
+std::expected<Config, std::vector<ConfigError>> parseMessages(std::string_view messages) {
+    const std::string yaml = fmt::format(R"(source:
+  postgres:
+    dsn: "host=db dbname=auth"
+  outbox:
+    messages:
+{}sink:
+  kafka:
+    brokers: "kafka:9092"
+)",
+                                         messages);
+    return parseConfig(yaml, "test.yaml", [](std::string_view) { return std::nullopt; });
+}
+}  // namespace
+
+TEST_CASE("logical messages as events: prefixes and the non-transactional policy", "[config]") {
+    const auto plain = parseWith("");
+    REQUIRE(plain.has_value());
+    CHECK(plain->outbox.messages.prefixes.empty());
+    CHECK(plain->outbox.messages.non_transactional == NonTransactional::Refuse);
+
+    const auto c = parseMessages("      prefixes: [outbox, \"auth.events\"]\n      non_transactional: accept\n");
+    REQUIRE(c.has_value());
+    CHECK(c->outbox.messages.prefixes == std::vector<std::string>{"outbox", "auth.events"});
+    CHECK(c->outbox.messages.non_transactional == NonTransactional::Accept);
+
+    const auto [entry, expected] = GENERATE(table<std::string, std::string>({
+        {"      prefixes: outbox\n", "source.outbox.messages.prefixes: expected a list of prefixes"},
+        {"      prefixes: [\"\"]\n", "a prefix must not be empty"},
+        {"      prefixes: [a, a]\n", "'a' is listed twice"},
+        {"      prefixes: [outboxd.heartbeat]\n", "outboxd's own heartbeat"},
+        {"      prefixes: [[a]]\n", "each entry must be a string"},
+        {"      non_transactional: yes\n", "use one of refuse, accept"},
+        {"      prefix: [a]\n", "did you mean 'prefixes'"},
+    }));
+    CAPTURE(entry);
+    const auto bad = parseMessages(entry);
+    REQUIRE_FALSE(bad.has_value());
+    CHECK_THAT(bad.error().front().toString(), Catch::Contains(expected));
 }

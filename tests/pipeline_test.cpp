@@ -471,3 +471,124 @@ TEST_CASE("a refused row's error carries its table and LSN for the structured lo
     CHECK(r.error().table == "public.outbox");
     CHECK(r.error().lsn == "0/1010");
 }
+
+namespace {
+// 'M' Message (protocol v1): flags (1 = transactional), LSN, prefix, content length, content.
+Bytes messageFrame(bool transactional, std::uint64_t lsn, std::string_view prefix, std::string_view content) {
+    Builder b;
+    b.ch('M').u8(transactional ? 1 : 0).u64(lsn).str(prefix).i32(static_cast<std::int32_t>(content.size()));
+    b.raw(content);
+    return b.bytes();
+}
+
+constexpr std::string_view kMessageEvent =
+    R"({"id": "7d3b6a7e-0c9e-4f7e-9a51-7b1c2e3d4f50", "aggregatetype": "user", "aggregateid": "7",
+        "type": "UserRegistered", "payload": {"name": "ana", "n": [1, 2.50]}, "other": true})";
+}  // namespace
+
+TEST_CASE("a transactional logical message with a listed prefix is an event of its transaction", "[pipeline]") {
+    Fixture f;
+    f.config.outbox.messages.prefixes = {"outbox"};
+    f.feed(xlog(0x1000, golden("v1-begin")));
+    f.feed(xlog(0x1008, messageFrame(true, 0x1008, "outbox", kMessageEvent)));
+    f.feed(xlog(0x1009, messageFrame(true, 0x1009, "other", "not json at all")));
+    f.feed(xlog(commitEnd(), golden("v1-commit")));
+    REQUIRE(f.sink.produced.size() == 1);
+    const auto& ev = f.sink.produced[0].event;
+    CHECK(ev.topic == "outbox.event.user");
+    CHECK(ev.key == "7");
+    CHECK(ev.id == "7d3b6a7e-0c9e-4f7e-9a51-7b1c2e3d4f50");
+    CHECK(ev.type == "UserRegistered");
+    outboxd::v1::Event envelope;
+    REQUIRE(envelope.ParseFromString(ev.value));
+    CHECK(envelope.payload() == R"({"name": "ana", "n": [1, 2.50]})");
+    CHECK(envelope.content_type() == "application/json");
+    CHECK(envelope.source().schema() == "pg_logical_emit_message");
+    CHECK(envelope.source().table() == "outbox");
+    CHECK(envelope.source().lsn() == 0x1008);
+    // confirmed only once Kafka acknowledges it
+    CHECK(f.pipeline.confirmed() == cdc::Lsn{0x100});
+    f.sink.ack(0);
+    f.serve();
+    CHECK(f.pipeline.confirmed() == cdc::Lsn{commitEnd()});
+}
+
+TEST_CASE("a logical message whose content is not a JSON object stops, or is dead-lettered", "[pipeline]") {
+    const auto content = GENERATE(std::string_view("not json"), std::string_view("[1, 2]"),
+                                  std::string_view(R"({"id": "x")"), std::string_view(R"({"id": "x"} trailing)"));
+    CAPTURE(content);
+    {
+        Fixture f;
+        f.config.outbox.messages.prefixes = {"outbox"};
+        f.feed(xlog(0x1000, golden("v1-begin")));
+        auto r = f.pipeline.handleFrame(xlog(0x1008, messageFrame(true, 0x1008, "outbox", content)));
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::InvalidRow);
+        CHECK_THAT(r.error().message, Catch::Contains("prefix 'outbox'") && Catch::Contains("0/1008"));
+        CHECK(r.error().table == "pg_logical_emit_message.outbox");
+        CHECK(f.sink.produced.empty());
+    }
+    {
+        Fixture f;
+        f.config.outbox.messages.prefixes = {"outbox"};
+        f.config.invalid_rows.action = config::InvalidRowAction::DeadLetter;
+        f.config.invalid_rows.dead_letter_topic = "dlq";
+        f.feed(xlog(0x1000, golden("v1-begin")));
+        f.feed(xlog(0x1008, messageFrame(true, 0x1008, "outbox", content)));
+        f.feed(xlog(commitEnd(), golden("v1-commit")));
+        REQUIRE(f.sink.produced.size() == 1);
+        const auto& dead = f.sink.produced[0].event;
+        CHECK(dead.topic == "dlq");
+        CHECK(dead.value == content);
+        CHECK(dead.key_is_null);
+        CHECK_THAT(f.metricsText(), Catch::Contains(R"(outboxd_events_dead_lettered_total{reason="bad_message"} 1)"));
+        f.sink.ack(0);
+        f.serve();
+        CHECK(f.pipeline.confirmed() == cdc::Lsn{commitEnd()});
+    }
+}
+
+TEST_CASE("a non-transactional logical message with a listed prefix is refused, or accepted as its own event",
+          "[pipeline]") {
+    {
+        Fixture f;
+        f.config.outbox.messages.prefixes = {"outbox"};
+        auto r = f.pipeline.handleFrame(xlog(0x5000, messageFrame(false, 0x5000, "outbox", kMessageEvent)));
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::InvalidRow);
+        CHECK_FALSE(isRetriable(r.error().kind));
+        CHECK_THAT(r.error().message, Catch::Contains("non_transactional: accept"));
+        CHECK(f.sink.produced.empty());
+    }
+    {
+        Fixture f;
+        f.config.outbox.messages.prefixes = {"outbox"};
+        f.config.outbox.messages.non_transactional = config::NonTransactional::Accept;
+        f.feed(xlog(0x5000, messageFrame(false, 0x5000, "outbox", kMessageEvent)));
+        REQUIRE(f.sink.produced.size() == 1);
+        CHECK(f.sink.produced[0].event.id == "7d3b6a7e-0c9e-4f7e-9a51-7b1c2e3d4f50");
+        CHECK(f.pipeline.confirmed() == cdc::Lsn{0x100});
+        f.sink.ack(0);
+        f.serve();
+        CHECK(f.pipeline.confirmed() == cdc::Lsn{0x5000});
+    }
+    {
+        // with the queue full, its own transaction is not committed before the record is queued
+        Fixture f;
+        f.config.outbox.messages.prefixes = {"outbox"};
+        f.config.outbox.messages.non_transactional = config::NonTransactional::Accept;
+        f.sink.capacity = 0;
+        f.feed(xlog(0x5000, messageFrame(false, 0x5000, "outbox", kMessageEvent)));
+        CHECK(f.pipeline.blocked());
+        f.feed(keepalive(0x6000));
+        f.serve();
+        CHECK(f.pipeline.confirmed() == cdc::Lsn{0x100});
+        f.sink.capacity = 10;
+        REQUIRE(f.pipeline.retryHeld());
+        REQUIRE(f.sink.produced.size() == 1);
+        CHECK(f.pipeline.confirmed() == cdc::Lsn{0x100});
+        f.sink.ack(0);
+        f.serve();
+        CHECK(f.pipeline.confirmed() >= cdc::Lsn{0x5000});
+    }
+}

@@ -488,3 +488,32 @@ TEST_CASE("with tombstone_on_empty_payload a NULL or blank payload is a null val
     REQUIRE(plain.route(row(16384, ""), ctx(), ev));
     CHECK_FALSE(ev.value_is_null);
 }
+
+TEST_CASE("a logical message's JSON content gives each named member's text", "[router][messages]") {
+    outbox::MessageContent content;
+    const std::vector<std::string> names{"id", "aggregateid", "payload", "type", "missing", "flag"};
+    std::vector<std::optional<std::string>> values;
+    const std::string json =
+        R"({"id": "a\"b\u00e9", "aggregateid": 12345678901234567890, "payload": [1, {"x": 2.50}] ,
+            "type": null, "flag": false, "ignored": {"deep": [1]}, "id": "second"})";
+    auto bytes = std::as_bytes(std::span(json.data(), json.size()));
+    REQUIRE(content.parse(bytes, names, values));
+    REQUIRE(values.size() == names.size());
+    CHECK(values[0] == std::optional<std::string>("second"));  // the last of a member named twice
+    CHECK(values[1] == std::optional<std::string>("12345678901234567890"));  // exactly as written
+    CHECK(values[2] == std::optional<std::string>(R"([1, {"x": 2.50}])"));
+    CHECK_FALSE(values[3].has_value());
+    CHECK_FALSE(values[4].has_value());
+    CHECK(values[5] == std::optional<std::string>("false"));
+
+    const std::string escaped = R"({"id": "a\"b\u00e9"})";
+    REQUIRE(content.parse(std::as_bytes(std::span(escaped.data(), escaped.size())), names, values));
+    CHECK(values[0] == std::optional<std::string>("a\"b\xc3\xa9"));
+
+    for (std::string bad : {"", "1", R"("text")", "{", R"({"id": 1,})", R"({} {})"}) {
+        CAPTURE(bad);
+        auto r = content.parse(std::as_bytes(std::span(bad.data(), bad.size())), names, values);
+        REQUIRE_FALSE(r);
+        CHECK_THAT(r.error(), Catch::Contains("not a JSON object"));
+    }
+}

@@ -241,36 +241,7 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
                 if (!open_txn_) return unexpected("Insert outside a transaction");
                 if (!router_.isOutbox(insert.relation)) return {};
                 change_ctx_.lsn = lsn;
-                auto routed = router_.route(insert, change_ctx_, event_);
-                if (!routed && routed.error().kind == ErrorKind::InvalidRow &&
-                    config_.invalid_rows.action == config::InvalidRowAction::DeadLetter) {
-                    const std::string reason(router_.lastInvalidReason());
-                    if (auto dead = router_.deadLetter(insert, change_ctx_, routed.error().message, event_); !dead) {
-                        return std::unexpected(dead.error());
-                    }
-                    metrics_.eventDeadLettered(reason);
-                    spdlog::warn("dead-lettered to {}: {}", config_.invalid_rows.dead_letter_topic,
-                                 routed.error().message);
-                    held_ = *open_txn_;
-                    return produceHeld();
-                }
-                if (!routed) {
-                    metrics_.eventFailed("invalid_row");
-                    Error error = routed.error();
-                    if (auto it = table_names_.find(insert.relation.value); it != table_names_.end()) {
-                        error.table = it->second;
-                    }
-                    error.lsn = fmt::format("{}", lsn);
-                    return std::unexpected(std::move(error));
-                }
-                if (event_.occurred_from_commit_time && !warned_timestamp_) {
-                    warned_timestamp_ = true;
-                    spdlog::warn("event {} at {}: the timestamp column holds a value that is not an ISO timestamp "
-                                 "(e.g. infinity); the commit time is used instead (logged once)",
-                                 event_.id, lsn);
-                }
-                held_ = *open_txn_;
-                return produceHeld();
+                return routeInsert(insert, lsn);
             },
             [&](pg::Update& update) -> std::expected<void, Error> {
                 const auto named = table_names_.find(update.relation.value);
@@ -300,13 +271,17 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
             [&](pg::Truncate&) { return skipped("truncate"); },
             [&](pg::LogicalMessage& m) -> std::expected<void, Error> {
                 metrics_.logicalMessage(m.transactional);
-                if (m.prefix != "outboxd.heartbeat" && !warned_messages_) {
-                    warned_messages_ = true;
-                    spdlog::warn("logical decoding message with prefix '{}' at {} is counted but not published: "
-                                 "routing pg_logical_emit_message events to Kafka is not implemented yet",
-                                 m.prefix, lsn);
+                const auto& prefixes = config_.outbox.messages.prefixes;
+                if (std::ranges::find(prefixes, m.prefix) == prefixes.end()) {
+                    if (m.prefix != "outboxd.heartbeat" && !warned_messages_) {
+                        warned_messages_ = true;
+                        spdlog::warn("logical decoding message with prefix '{}' at {} is counted but is not an "
+                                     "event: its prefix is not in source.outbox.messages.prefixes (logged once)",
+                                     m.prefix, lsn);
+                    }
+                    return {};
                 }
-                return {};
+                return handleEventMessage(m, lsn);
             },
             [&](pg::Origin&) -> std::expected<void, Error> { return {}; },
             [&](pg::Type&) -> std::expected<void, Error> { return {}; },
@@ -315,10 +290,111 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
         message);
 }
 
+std::expected<void, Error> Pipeline::routeInsert(const cdc::pgoutput::Insert& insert, cdc::Lsn lsn) {
+    auto routed = router_.route(insert, change_ctx_, event_);
+    if (!routed && routed.error().kind == ErrorKind::InvalidRow &&
+        config_.invalid_rows.action == config::InvalidRowAction::DeadLetter) {
+        const std::string reason(router_.lastInvalidReason());
+        if (auto dead = router_.deadLetter(insert, change_ctx_, routed.error().message, event_); !dead) {
+            return std::unexpected(dead.error());
+        }
+        metrics_.eventDeadLettered(reason);
+        spdlog::warn("dead-lettered to {}: {}", config_.invalid_rows.dead_letter_topic, routed.error().message);
+        held_ = *open_txn_;
+        return produceHeld();
+    }
+    if (!routed) {
+        metrics_.eventFailed("invalid_row");
+        Error error = routed.error();
+        if (auto it = table_names_.find(insert.relation.value); it != table_names_.end()) {
+            error.table = it->second;
+        }
+        error.lsn = fmt::format("{}", lsn);
+        return std::unexpected(std::move(error));
+    }
+    if (event_.occurred_from_commit_time && !warned_timestamp_) {
+        warned_timestamp_ = true;
+        spdlog::warn("event {} at {}: the timestamp column holds a value that is not an ISO timestamp "
+                     "(e.g. infinity); the commit time is used instead (logged once)",
+                     event_.id, lsn);
+    }
+    held_ = *open_txn_;
+    return produceHeld();
+}
+
+std::expected<void, Error> Pipeline::handleEventMessage(const cdc::pgoutput::LogicalMessage& m, cdc::Lsn lsn) {
+    if (!m.transactional) {
+        if (config_.outbox.messages.non_transactional == config::NonTransactional::Refuse) {
+            metrics_.eventFailed("invalid_row");
+            Error error{ErrorKind::InvalidRow,
+                        fmt::format("a non-transactional logical message with prefix '{}' at {}: it belongs to no "
+                                    "transaction (it is decoded even when its writer rolls back), so it carries no "
+                                    "outbox guarantee; write it with pg_logical_emit_message(true, ...), or set "
+                                    "source.outbox.messages.non_transactional: accept. The slot stays at {}",
+                                    m.prefix, lsn, checkpointer_.confirmed())};
+            error.table = fmt::format("pg_logical_emit_message.{}", m.prefix);
+            error.lsn = fmt::format("{}", lsn);
+            return std::unexpected(std::move(error));
+        }
+        if (open_txn_) {
+            return std::unexpected(Error{ErrorKind::Decode,
+                                         fmt::format("non-transactional logical message at {} inside a transaction",
+                                                     lsn)});
+        }
+        // An event of its own: a transaction of one, ending at the message's LSN (a restart from
+        // there decodes the message again: at least once).
+        const auto now = cdc::PgTimestamp::fromUnixMicros(unixMicrosNow());
+        open_txn_ = checkpointer_.begin(now);
+        own_commit_ = lsn;
+        change_ctx_.commit_lsn = lsn;
+        change_ctx_.xid = cdc::Xid{0};
+        change_ctx_.commit_time = now;
+    } else if (!open_txn_) {
+        return std::unexpected(Error{ErrorKind::Decode,
+                                     fmt::format("transactional logical message at {} outside a transaction", lsn)});
+    }
+    change_ctx_.lsn = lsn;
+    auto routed = [&]() -> std::expected<void, Error> {
+        auto row = router_.messageRow(m, change_ctx_, message_row_);
+        if (row) {
+            auto& name = table_names_[message_row_.relation.value];
+            if (name.empty()) name = fmt::format("pg_logical_emit_message.{}", m.prefix);
+            return routeInsert(message_row_, lsn);
+        }
+        if (row.error().kind == ErrorKind::InvalidRow &&
+            config_.invalid_rows.action == config::InvalidRowAction::DeadLetter) {
+            router_.messageDeadLetter(m, change_ctx_, row.error().message, event_);
+            metrics_.eventDeadLettered(router_.lastInvalidReason());
+            spdlog::warn("dead-lettered to {}: {}", config_.invalid_rows.dead_letter_topic, row.error().message);
+            held_ = *open_txn_;
+            return produceHeld();
+        }
+        metrics_.eventFailed("invalid_row");
+        Error error = row.error();
+        error.table = fmt::format("pg_logical_emit_message.{}", m.prefix);
+        error.lsn = fmt::format("{}", lsn);
+        return std::unexpected(std::move(error));
+    }();
+    if (!routed) return routed;
+    return finishOwnTransaction();
+}
+
+std::expected<void, Error> Pipeline::finishOwnTransaction() {
+    // Only once the message's record is in the checkpointer (not held by a full queue), or the
+    // transaction could be confirmed without it.
+    if (!own_commit_ || held_) return {};
+    auto ok = checkpointer_.commit(*open_txn_, *own_commit_);
+    open_txn_.reset();
+    own_commit_.reset();
+    if (!ok) return std::unexpected(Error{ErrorKind::InvariantViolated, ok.error()});
+    return {};
+}
+
 std::expected<void, Error> Pipeline::retryHeld() {
     if (auto ok = flushDeadLetters(); !ok) return ok;
     if (!held_ || !dead_letters_.empty()) return {};
-    return produceHeld();
+    if (auto ok = produceHeld(); !ok) return ok;
+    return finishOwnTransaction();
 }
 
 std::expected<void, Error> Pipeline::produceHeld() {

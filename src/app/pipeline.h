@@ -64,6 +64,14 @@ public:
 private:
     std::expected<void, Error> handleMessage(cdc::pgoutput::Message& message, cdc::Lsn lsn);
     std::expected<void, Error> produceHeld();
+    // One outbox row (or a logical message as one) of the open transaction: routed, dead-lettered
+    // or refused, then produced.
+    std::expected<void, Error> routeInsert(const cdc::pgoutput::Insert& insert, cdc::Lsn lsn);
+    // A logical message whose prefix is listed in source.outbox.messages.prefixes.
+    std::expected<void, Error> handleEventMessage(const cdc::pgoutput::LogicalMessage& message, cdc::Lsn lsn);
+    // Commits the transaction of one that a non-transactional message opened, once its record
+    // is no longer held.
+    std::expected<void, Error> finishOwnTransaction();
     // With invalid_rows.action dead-letter: queues the dead-letter record of `refused`, a record
     // Kafka refused for good (`reason` a metric label), under the same checkpoint token, so its
     // LSN is confirmed only once the dead-letter record is acknowledged.
@@ -90,6 +98,9 @@ private:
     // Invariant: when set, event_ holds a routed record of transaction *held_ that the sink
     // refused with QueueFull.
     std::optional<cdc::Checkpointer::TxnSerial> held_;
+    // Set while a non-transactional message's own transaction waits for its record to be queued.
+    std::optional<cdc::Lsn> own_commit_;
+    cdc::pgoutput::Insert message_row_;  // a logical message as a row (its values in router_)
     std::vector<sink::Delivery> deliveries_;
     // Dead-letter records of refused deliveries not yet accepted by the sink (QueueFull), with
     // their checkpoint token (already counted by the checkpointer, not yet acknowledged).

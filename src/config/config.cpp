@@ -631,6 +631,34 @@ void readPostgres(Reader& r, const Section& source, PostgresConfig& out) {
     }
 }
 
+// The table lists the words (and their order in messages); `values` maps each to its enum.
+template <typename E, std::size_t N>
+std::optional<E> readEnum(Reader& r, const Section& section, std::string_view name,
+                          const std::array<std::pair<std::string_view, E>, N>& values) {
+    auto text = r.string(section, name);
+    if (!text) {
+        return std::nullopt;
+    }
+    const std::string path = joinPath(section.path, name);
+    const std::span<const std::string_view> words = schemaKey(path).choices;
+    if (std::ranges::find(words, *text) != words.end()) {
+        for (const auto& [word, value] : values) {
+            if (*text == word) {
+                return value;
+            }
+        }
+        throw std::logic_error(fmt::format("{}: choice '{}' in src/config/schema.cpp has no value",
+                                           path, *text));
+    }
+    std::string message = fmt::format("{}: invalid value '{}'; use one of {}", path, *text,
+                                      joinNames(words));
+    if (const auto suggestion = closest(*text, words)) {
+        message += fmt::format(" (did you mean '{}'?)", *suggestion);
+    }
+    r.error(r.valuePos(section, name), std::move(message));
+    return std::nullopt;
+}
+
 void readTables(Reader& r, const Section& outbox, std::vector<TableName>& out) {
     const Field* field = r.lookup(outbox, "tables");
     if (field == nullptr) {
@@ -690,6 +718,63 @@ void readTables(Reader& r, const Section& outbox, std::vector<TableName>& out) {
     }
 }
 
+void readMessages(Reader& r, const Section& outbox, MessagesConfig& out) {
+    const Section messages = r.child(outbox, "messages");
+    static constexpr std::array<std::pair<std::string_view, NonTransactional>, 2> kPolicies{{
+        {"refuse", NonTransactional::Refuse},
+        {"accept", NonTransactional::Accept},
+    }};
+    if (auto v = readEnum(r, messages, "non_transactional", kPolicies)) out.non_transactional = *v;
+    const Field* field = r.lookup(messages, "prefixes");
+    if (field == nullptr) {
+        return;
+    }
+    if (!field->value.IsSequence()) {
+        r.error(field->valuePos(), fmt::format("source.outbox.messages.prefixes: expected a list of prefixes, got {}; "
+                                               "write prefixes: [outbox]",
+                                               describe(field->value)));
+        return;
+    }
+    std::vector<std::string> prefixes;
+    bool all_valid = true;
+    for (const auto& item : field->value) {
+        Field entry{field->key, item, field->key_pos};
+        const Pos pos = entry.valuePos();
+        if (!item.IsScalar()) {
+            r.error(pos, fmt::format("source.outbox.messages.prefixes: each entry must be a string, got {}",
+                                     describe(item)));
+            all_valid = false;
+            continue;
+        }
+        auto text = r.expand(entry, "source.outbox.messages.prefixes");
+        if (!text) {
+            all_valid = false;
+            continue;
+        }
+        if (text->empty()) {
+            r.error(pos, "source.outbox.messages.prefixes: a prefix must not be empty (PostgreSQL refuses an empty "
+                         "prefix in pg_logical_emit_message)");
+            all_valid = false;
+            continue;
+        }
+        if (*text == "outboxd.heartbeat") {
+            r.error(pos, "source.outbox.messages.prefixes: 'outboxd.heartbeat' is the prefix of outboxd's own "
+                         "heartbeat messages; use another prefix for events");
+            all_valid = false;
+            continue;
+        }
+        if (std::ranges::find(prefixes, *text) != prefixes.end()) {
+            r.error(pos, fmt::format("source.outbox.messages.prefixes: '{}' is listed twice; keep only one", *text));
+            all_valid = false;
+            continue;
+        }
+        prefixes.push_back(std::move(*text));
+    }
+    if (all_valid) {
+        out.prefixes = std::move(prefixes);
+    }
+}
+
 void readColumns(Reader& r, const Section& outbox, OutboxColumns& out) {
     const Section columns = r.child(outbox, "columns");
     const auto read = [&](std::string_view name, std::string& target, bool may_be_empty) {
@@ -727,33 +812,6 @@ bool isTopicChar(char c) {
     return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '-';
 }
 
-// The table lists the words (and their order in messages); `values` maps each to its enum.
-template <typename E, std::size_t N>
-std::optional<E> readEnum(Reader& r, const Section& section, std::string_view name,
-                          const std::array<std::pair<std::string_view, E>, N>& values) {
-    auto text = r.string(section, name);
-    if (!text) {
-        return std::nullopt;
-    }
-    const std::string path = joinPath(section.path, name);
-    const std::span<const std::string_view> words = schemaKey(path).choices;
-    if (std::ranges::find(words, *text) != words.end()) {
-        for (const auto& [word, value] : values) {
-            if (*text == word) {
-                return value;
-            }
-        }
-        throw std::logic_error(fmt::format("{}: choice '{}' in src/config/schema.cpp has no value",
-                                           path, *text));
-    }
-    std::string message = fmt::format("{}: invalid value '{}'; use one of {}", path, *text,
-                                      joinNames(words));
-    if (const auto suggestion = closest(*text, words)) {
-        message += fmt::format(" (did you mean '{}'?)", *suggestion);
-    }
-    r.error(r.valuePos(section, name), std::move(message));
-    return std::nullopt;
-}
 
 void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
     const Section routing = r.child(root, "routing");
@@ -1008,6 +1066,7 @@ std::expected<Config, std::vector<ConfigError>> parseDocument(Reader& r, const Y
     const Section outbox = r.child(source, "outbox");
     readTables(r, outbox, config.outbox.tables);
     readColumns(r, outbox, config.outbox.columns);
+    readMessages(r, outbox, config.outbox.messages);
     readRouting(r, root, config.routing);
     readKafka(r, root, config.kafka);
     readMetrics(r, root, config.metrics);

@@ -50,9 +50,21 @@ struct OutboxColumns {
     std::string timestamp;
 };
 
+// What a non-transactional logical message with a listed prefix does: it belongs to no
+// transaction, so it carries no outbox guarantee (it is decoded even if the writer rolls back).
+enum class NonTransactional { Refuse, Accept };
+
+// The table-less outbox: pg_logical_emit_message(true, prefix, content) with JSON content whose
+// members are named like the columns.
+struct MessagesConfig {
+    std::vector<std::string> prefixes;  // [] = logical messages are not events
+    NonTransactional non_transactional = NonTransactional::Refuse;
+};
+
 struct OutboxConfig {
     std::vector<TableName> tables{TableName{"public", "outbox"}};
     OutboxColumns columns;
+    MessagesConfig messages;
 };
 
 // "{column}" placeholders; "{{" and "}}" are literal braces.

@@ -15,6 +15,7 @@ constexpr std::array<std::string_view, 2> kUntyped{"pass", "fail"};
 constexpr std::array<std::string_view, 2> kInvalidRowActions{"fail", "dead-letter"};
 constexpr std::array<std::string_view, 2> kValueModes{"envelope", "payload"};
 constexpr std::array<std::string_view, 3> kOnUpdate{"warn", "error", "fatal"};
+constexpr std::array<std::string_view, 2> kNonTransactional{"refuse", "accept"};
 
 constexpr std::int64_t kHour = 3600000;
 
@@ -59,6 +60,13 @@ constexpr std::array kKeys{
         .doc = "Column holding the event body."},
     Key{.path = "source.outbox.columns.timestamp", .type = Type::String, .default_yaml = "\"\"",
         .doc = "Column holding the time the event occurred; empty: the commit time."},
+    Key{.path = "source.outbox.messages", .type = Type::Section,
+        .doc = "The table-less outbox: logical decoding messages (pg_logical_emit_message) as events."},
+    Key{.path = "source.outbox.messages.prefixes", .type = Type::StringList, .default_yaml = "[]",
+        .doc = "Prefixes of the messages that are events; [] (none) = messages are not events."},
+    Key{.path = "source.outbox.messages.non_transactional", .type = Type::Enum, .default_yaml = "refuse",
+        .choices = kNonTransactional,
+        .doc = "A non-transactional message with a listed prefix: refuse (stop) or accept (an event of its own)."},
     Key{.path = "routing", .type = Type::Section, .doc = "Topic and key of each event."},
     Key{.path = "routing.topic", .type = Type::Template, .default_yaml = "\"outbox.event.{aggregatetype}\"",
         .doc = "Kafka topic of each event."},

@@ -12,6 +12,12 @@
 namespace outboxd::outbox {
 
 namespace {
+// The schema of the relations made up for logical messages (Router::messageRow).
+constexpr std::string_view kMessageSchema = "pg_logical_emit_message";
+}  // namespace
+
+
+namespace {
 
 int hexDigit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -194,6 +200,11 @@ std::expected<bool, Error> Router::onRelation(const cdc::pgoutput::Relation& rel
         }
         return false;
     }
+    if (auto ok = resolve(relation); !ok) return std::unexpected(ok.error());
+    return true;
+}
+
+std::expected<void, Error> Router::resolve(const cdc::pgoutput::Relation& relation) {
     auto indexOf = [&](std::string_view name) -> int {
         for (std::size_t i = 0; i < relation.columns.size(); ++i) {
             if (relation.columns[i].name == name) return static_cast<int>(i);
@@ -260,7 +271,79 @@ std::expected<bool, Error> Router::onRelation(const cdc::pgoutput::Relation& rel
         return std::unexpected(ok.error());
     }
     relations_[relation.id.value] = std::move(r);
-    return true;
+    return {};
+}
+
+std::expected<void, Error> Router::messageRow(const cdc::pgoutput::LogicalMessage& message, const ChangeContext& ctx,
+                                              cdc::pgoutput::Insert& out) {
+    const std::string prefix(message.prefix);
+    auto known = message_relations_.find(prefix);
+    if (known == message_relations_.end()) {
+        if (message_columns_.empty()) {
+            const auto& cols = config_.outbox.columns;
+            auto add = [&](const std::string& name) {
+                if (!name.empty() && std::ranges::find(message_columns_, name) == message_columns_.end()) {
+                    message_columns_.push_back(name);
+                }
+            };
+            for (const std::string* name : {&cols.id, &cols.aggregate_type, &cols.aggregate_id, &cols.type,
+                                            &cols.payload, &cols.timestamp}) {
+                add(*name);
+            }
+            for (const auto* tmpl : {&config_.routing.topic, &config_.routing.key}) {
+                for (const auto& part : tmpl->parts) {
+                    if (part.is_column) add(part.text);
+                }
+            }
+        }
+        // Made-up relation ids count up from 1: PostgreSQL gives no table an OID that low.
+        const auto id = static_cast<std::uint32_t>(message_relations_.size() + 1);
+        cdc::pgoutput::Relation relation;
+        relation.id = cdc::pgoutput::RelationId{id};
+        relation.schema = std::string(kMessageSchema);
+        relation.name = prefix;
+        for (const auto& name : message_columns_) {
+            const bool payload = name == config_.outbox.columns.payload;
+            relation.columns.push_back(
+                cdc::pgoutput::Column{0, name, payload ? oid::kJsonb : oid::kText, -1});
+        }
+        if (auto ok = resolve(relation); !ok) return std::unexpected(ok.error());
+        known = message_relations_.emplace(prefix, id).first;
+    }
+    if (auto parsed = message_content_.parse(message.content, message_columns_, message_values_); !parsed) {
+        last_invalid_reason_ = "bad_message";
+        return std::unexpected(Error{ErrorKind::InvalidRow,
+                                     fmt::format("logical message with prefix '{}' at {} (xid {}): {}; it cannot "
+                                                 "become an event (write a JSON object whose members are named "
+                                                 "like source.outbox.columns)",
+                                                 prefix, ctx.lsn, ctx.xid.value, parsed.error())});
+    }
+    out.xid = message.xid;
+    out.relation = cdc::pgoutput::RelationId{known->second};
+    out.new_tuple.clear();
+    for (const auto& value : message_values_) {
+        out.new_tuple.push_back(value ? cdc::pgoutput::Value{cdc::pgoutput::ValueKind::Text, *value}
+                                      : cdc::pgoutput::Value{cdc::pgoutput::ValueKind::Null, {}});
+    }
+    return {};
+}
+
+void Router::messageDeadLetter(const cdc::pgoutput::LogicalMessage& message, const ChangeContext& ctx,
+                               std::string_view error, OutboxEvent& out) {
+    out.topic.assign(config_.invalid_rows.dead_letter_topic);
+    out.key.clear();
+    out.key_is_null = true;
+    out.id.clear();
+    out.type.clear();
+    out.aggregate_type.clear();
+    out.content_type.clear();
+    out.occurred_from_commit_time = false;
+    out.value_is_null = false;
+    out.value.assign(reinterpret_cast<const char*>(message.content.data()), message.content.size());
+    out.extra_headers.clear();
+    out.extra_headers.emplace_back("outboxd.error", std::string(error));
+    out.extra_headers.emplace_back("outboxd.lsn", fmt::format("{}", ctx.lsn));
+    out.extra_headers.emplace_back("outboxd.table", fmt::format("{}.{}", kMessageSchema, message.prefix));
 }
 
 std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, const ChangeContext& ctx,
@@ -285,7 +368,7 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
     auto invalidBecause = [&](std::string_view reason, std::string message) {
         last_invalid_reason_ = reason;
         std::string inspect;
-        if (!isNull(text(rel.id))) {
+        if (!isNull(text(rel.id)) && rel.schema != kMessageSchema) {
             std::string literal;
             for (char c : text(rel.id).data) {
                 literal += c;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -18,6 +19,7 @@
 #include "cdc/pgoutput/messages.h"
 #include "common/error.h"
 #include "config/config.h"
+#include "outbox/message_content.h"
 
 namespace outboxd::v1 {
 class Event;
@@ -102,6 +104,19 @@ public:
                                                         const ChangeContext& ctx, std::string_view error,
                                                         OutboxEvent& out);
 
+    // A logical message whose prefix is in source.outbox.messages.prefixes, as a row of a relation
+    // outboxd makes up for that prefix (schema pg_logical_emit_message, table the prefix, a column
+    // per configured name): `out` can then go to route() like any insert. Its values point into
+    // this router's buffers, valid until the next call. Content that is not one JSON object is an
+    // InvalidRow error (lastInvalidReason() "bad_message").
+    [[nodiscard]] std::expected<void, Error> messageRow(const cdc::pgoutput::LogicalMessage& message,
+                                                        const ChangeContext& ctx, cdc::pgoutput::Insert& out);
+
+    // The dead-letter record of a message that messageRow() refused: its content as it is, a null
+    // key, the headers outboxd.error, outboxd.lsn and outboxd.table (pg_logical_emit_message.<prefix>).
+    void messageDeadLetter(const cdc::pgoutput::LogicalMessage& message, const ChangeContext& ctx,
+                           std::string_view error, OutboxEvent& out);
+
     // Why route() last refused a row: a metric label (null_id, null_topic, invalid_topic,
     // bad_bytea, payload_type, untyped).
     [[nodiscard]] std::string_view lastInvalidReason() const { return last_invalid_reason_; }
@@ -127,8 +142,16 @@ private:
         std::size_t column_count = 0;
     };
 
+    std::expected<void, Error> resolve(const cdc::pgoutput::Relation& relation);
+
     const config::Config& config_;
     std::unordered_map<std::uint32_t, Resolved> relations_;
+    // Logical messages: the made-up relation of each prefix seen (ids below any table's OID),
+    // the column names they share, the parser and the values of the last message.
+    std::unordered_map<std::string, std::uint32_t> message_relations_;
+    std::vector<std::string> message_columns_;
+    MessageContent message_content_;
+    std::vector<std::optional<std::string>> message_values_;
     payload::TypedPayloads* typed_ = nullptr;
     std::string_view last_invalid_reason_;
     std::string bytea_scratch_;
