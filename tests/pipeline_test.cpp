@@ -283,6 +283,25 @@ TEST_CASE("an invalid row's dead-letter record over message.max.bytes goes witho
     CHECK_THAT(headerOf(f.sink.produced[0].event, "outboxd.error"), Catch::Contains("left out"));
 }
 
+TEST_CASE("an event whose topic is the dead-letter topic's name is still dead-lettered as an event", "[pipeline]") {
+    Fixture f;
+    f.config.invalid_rows.action = config::InvalidRowAction::DeadLetter;
+    f.config.invalid_rows.dead_letter_topic = "outbox.event.order";  // what routing.topic renders here
+    feedFirstTransaction(f);
+    REQUIRE(f.sink.produced[0].event.topic == "outbox.event.order");
+    f.sink.ack(0, false, "Broker: Message size too large", true, "too_large");
+    f.sink.ack(1);
+    f.serve();
+    REQUIRE(f.sink.produced.size() == 3);
+    const auto& dead = f.sink.produced[2].event;
+    outboxd::v1::Event original;
+    REQUIRE(original.ParseFromString(f.sink.produced[0].event.value));
+    CHECK(dead.value == original.payload());
+    CHECK(headerOf(dead, "outboxd.payload_omitted") == "<absent>");
+    CHECK_THAT(headerOf(dead, "outboxd.error"), Catch::Contains("too large"));
+    CHECK_THAT(f.metricsText(), Catch::Contains(R"(outboxd_events_dead_lettered_total{reason="too_large"} 1)"));
+}
+
 TEST_CASE("a dead-letter record refused for another reason still stops", "[pipeline]") {
     Fixture f;
     f.config.invalid_rows.action = config::InvalidRowAction::DeadLetter;

@@ -439,7 +439,9 @@ TEST_CASE("with routing.value payload the record value is the payload alone, as 
     CHECK(ev.value == std::string("\x0a\x03u-1", 5));
     CHECK(ev.content_type == "application/x-protobuf; messageType=outboxd.test.v1.UserRegistered");
 
-    // the envelope mode, same router state, still sends the envelope (and clears the null flag)
+    // the envelope mode still sends the envelope (and clears the null flag of the event reused)
+    REQUIRE(router.route(null_row, ctx(), ev));
+    REQUIRE(ev.value_is_null);
     auto envelope_config = defaultConfig();
     outbox::Router envelope_router(envelope_config);
     REQUIRE(envelope_router.onRelation(outboxRelation()));
@@ -516,4 +518,36 @@ TEST_CASE("a logical message's JSON content gives each named member's text", "[r
         REQUIRE_FALSE(r);
         CHECK_THAT(r.error(), Catch::Contains("not a JSON object"));
     }
+}
+
+TEST_CASE("a tombstone is made before typed conversion, and an empty bytea is one", "[router][payload]") {
+    auto config = defaultConfig();
+    config.routing.tombstone_on_empty_payload = true;
+    config.payload.protobuf.untyped = config::Untyped::Fail;
+    outbox::Router router(config);
+    REQUIRE(router.onRelation(outboxRelation()));
+    auto set = typedSet();
+    router.setTypedPayloads(set.get());
+    outbox::OutboxEvent ev;
+    // a listed type with a blank payload: a tombstone, not a payload that fails to convert
+    REQUIRE(router.route(row(16384, "  "), ctx(), ev));
+    CHECK(ev.value_is_null);
+    // an unlisted type with a NULL payload (untyped: fail): a tombstone too
+    Insert null_row = row(16384);
+    null_row.new_tuple[3] = text("NotListed");
+    null_row.new_tuple[4] = Value{ValueKind::Null, {}};
+    REQUIRE(router.route(null_row, ctx(), ev));
+    CHECK(ev.value_is_null);
+
+    outbox::Router bytes_router(config);
+    REQUIRE(bytes_router.onRelation(outboxRelation(16384, outbox::oid::kBytea)));
+    Insert empty_bytes = row(16384, "\\x");
+    empty_bytes.new_tuple[3] = text("NotListed");
+    REQUIRE(bytes_router.route(empty_bytes, ctx(), ev));
+    CHECK(ev.value_is_null);
+    Insert some_bytes = row(16384, "\\x20");
+    some_bytes.new_tuple[3] = text("NotListed");
+    config.payload.protobuf.untyped = config::Untyped::Pass;
+    REQUIRE(bytes_router.route(some_bytes, ctx(), ev));
+    CHECK_FALSE(ev.value_is_null);
 }

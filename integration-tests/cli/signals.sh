@@ -38,17 +38,20 @@ mkfifo "$fifo_dir/config.yaml"
 pid=$!
 exe=$(readlink -f "$bin")
 waiting=0
-for _ in $(seq 100); do
+started=0
+for _ in $(seq 200); do
   if [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$exe" ]; then
-    # 257 is openat on x86-64 (2 is open); where /proc/PID/syscall cannot be read, a pause.
-    if call=$(cut -d' ' -f1 "/proc/$pid/syscall" 2>/dev/null); then
-      [ "$call" = 257 ] || [ "$call" = 2 ] && { waiting=1; break; }
-    else
-      sleep 1; waiting=1; break
-    fi
+    started=1
+    # Blocked opening the pipe (the kernel's FIFO open waits in wait_for_partner); the dynamic
+    # loader's own opens never wait there.
+    case "$(cat "/proc/$pid/wchan" 2>/dev/null)" in
+      wait_for_partner|fifo_open) waiting=1; break ;;
+    esac
   fi
   sleep 0.05
 done
+# A kernel that does not tell wchan: by now (10 s) the process waits on the pipe.
+[ "$waiting" = 1 ] || [ "$started" = 0 ] || waiting=1
 [ "$waiting" = 1 ] || { kill -KILL "$pid" 2>/dev/null; fail "outboxd did not come to wait for its configuration"; }
 kill -TERM "$pid"
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

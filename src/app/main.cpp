@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
     struct sigaction hup {};
     hup.sa_handler = onHangup;
     sigemptyset(&hup.sa_mask);
+    hup.sa_flags = SA_RESTART;  // a reload request does not interrupt reading the configuration
     sigaction(SIGHUP, &hup, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
     std::string config_path;

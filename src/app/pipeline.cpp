@@ -1,5 +1,6 @@
 #include "app/pipeline.h"
 
+#include <algorithm>
 #include <variant>
 
 #include <fmt/format.h>
@@ -9,6 +10,15 @@
 #include "outboxd/v1/event.pb.h"
 
 namespace outboxd::app {
+
+namespace {
+// A dead-letter record is known by its outboxd.error header, never by its topic: routing.topic
+// may render the dead-letter topic's name for an ordinary event.
+bool isDeadLetterRecord(const outbox::OutboxEvent& event) {
+    return std::ranges::any_of(event.extra_headers, [](const auto& h) { return h.first == "outboxd.error"; });
+}
+}  // namespace
+
 
 namespace {
 
@@ -47,14 +57,14 @@ std::expected<void, Error> Pipeline::serveDeliveries(std::chrono::milliseconds t
     for (const auto& d : deliveries_) {
         if (!d.ok && d.permanent && d.reason == "too_large" &&
             config_.invalid_rows.action == config::InvalidRowAction::DeadLetter &&
-            d.topic == config_.invalid_rows.dead_letter_topic && !d.record.value.empty()) {
+            isDeadLetterRecord(d.record) && !d.record.value.empty()) {
             outbox::OutboxEvent dead = d.record;
             omitPayload(dead, fmt::format("Kafka refused it for topic {}: {}", d.topic, d.error));
             dead_letters_.emplace_back(std::move(dead), d.token);
             continue;
         }
         if (!d.ok && d.permanent && config_.invalid_rows.action == config::InvalidRowAction::DeadLetter &&
-            d.topic != config_.invalid_rows.dead_letter_topic) {
+            !isDeadLetterRecord(d.record)) {
             if (auto ok = deadLetterRefused(d.record, d.token, d.reason.empty() ? "rejected" : d.reason,
                                             fmt::format("Kafka refused the record for topic {}: {}", d.topic, d.error));
                 !ok) {
@@ -102,7 +112,8 @@ std::expected<void, Error> Pipeline::deadLetterRefused(const outbox::OutboxEvent
     std::string table;
     // (With routing.value: payload the record holds the payload alone, and where the row came
     // from is not in it: the dead-letter record's outboxd.lsn and outboxd.table are then empty.)
-    if (config_.routing.value == config::ValueMode::Envelope && envelope.ParseFromString(refused.value)) {
+    if (config_.routing.value == config::ValueMode::Envelope && !refused.value_is_null && !refused.value.empty() &&
+        envelope.ParseFromString(refused.value)) {
         dead.value = envelope.payload();
         lsn = fmt::format("{}", cdc::Lsn{envelope.source().lsn()});
         table = fmt::format("{}.{}", envelope.source().schema(), envelope.source().table());
@@ -401,14 +412,14 @@ std::expected<void, Error> Pipeline::produceHeld() {
     auto status = sink_.produce(event_, *held_);
     if (!status && status.error().kind == ErrorKind::SinkRejected &&
         config_.invalid_rows.action == config::InvalidRowAction::DeadLetter &&
-        event_.topic == config_.invalid_rows.dead_letter_topic && !event_.value.empty()) {
+        isDeadLetterRecord(event_) && !event_.value.empty()) {
         // An invalid row's dead-letter record, itself over the producer's message.max.bytes.
         omitPayload(event_, status.error().message);
         status = sink_.produce(event_, *held_);
     }
     if (!status && status.error().kind == ErrorKind::SinkRejected &&
         config_.invalid_rows.action == config::InvalidRowAction::DeadLetter &&
-        event_.topic != config_.invalid_rows.dead_letter_topic) {
+        !isDeadLetterRecord(event_)) {
         // Refused at produce() (larger than the producer's message.max.bytes): dead-lettered
         // under the row's token, confirmed once the dead-letter record is acknowledged.
         checkpointer_.addEvent(*held_);

@@ -439,7 +439,14 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
             payload_bytes = bytea_scratch_;
         }
     }
-    const std::string* message_type = typed_ == nullptr ? nullptr : typed_->messageFor(out.type);
+    // A tombstone (routing.tombstone_on_empty_payload): a NULL payload, a text one that is blank,
+    // a bytea one of no bytes; it has no payload to convert or check.
+    const bool tombstone =
+        config_.routing.tombstone_on_empty_payload &&
+        (isNull(payload) || (binary ? payload_bytes.empty() : std::ranges::all_of(payload_bytes, [](char c) {
+             return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+         })));
+    const std::string* message_type = typed_ == nullptr || tombstone ? nullptr : typed_->messageFor(out.type);
     if (message_type != nullptr && !isNull(payload)) {
         auto converted = typed_->convert(out.type, binary ? payload::PayloadForm::Binary : payload::PayloadForm::JsonText,
                                          payload_bytes, *event.mutable_payload());
@@ -449,7 +456,7 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
                                                               converted.error().message));
         }
         out.content_type.assign(payload::TypedPayloads::contentType(*message_type));
-    } else if (typed_ != nullptr && message_type == nullptr &&
+    } else if (typed_ != nullptr && message_type == nullptr && !tombstone &&
                config_.payload.protobuf.untyped == config::Untyped::Fail) {
         return invalidBecause("untyped", fmt::format("event {} has type '{}', which payload.protobuf.types does not "
                                                      "list (untyped: fail); add the type or set untyped: pass",
@@ -482,11 +489,8 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
 
     out.extra_headers.clear();
     out.value.clear();
-    if (config_.routing.tombstone_on_empty_payload &&
-        (isNull(payload) || std::ranges::all_of(payload.data, [](char c) {
-             return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-         }))) {
-        // A tombstone: a compacted topic forgets the aggregate (key and headers kept).
+    if (tombstone) {
+        // A compacted topic forgets the aggregate (key and headers kept).
         out.value_is_null = true;
         return {};
     }

@@ -231,6 +231,7 @@ struct KafkaSink::Impl {
         if (msg->rkt != nullptr) out.topic = rd_kafka_topic_name(msg->rkt);
         out.key_is_null = msg->key == nullptr;
         if (msg->key != nullptr) out.key.assign(static_cast<const char*>(msg->key), msg->key_len);
+        out.value_is_null = msg->payload == nullptr;
         if (msg->payload != nullptr) out.value.assign(static_cast<const char*>(msg->payload), msg->len);
         rd_kafka_headers_t* headers = nullptr;
         if (rd_kafka_message_headers(msg, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR || headers == nullptr) return;
