@@ -284,3 +284,60 @@ TEST_CASE("publication_narrowed_while_streaming_stops_before_confirming", "[inte
     CHECK(confirmed > 0);
     CHECK(confirmed <= before_rows);
 }
+
+TEST_CASE("reconnect_to_another_cluster_is_refused", "[integration][source]") {
+    // GIVEN outboxd streaming with a DSN that names two hosts: the test cluster first, then an
+    // unrelated cluster holding a database, outbox table, publication and slot of the same names
+    auto db = Database::create("it_othercluster");
+    Pg pg(db.dsn);
+    const int other_port = freePort();
+    ctl(fmt::format("other-pg-start {}", other_port));
+    struct Restore {
+        ~Restore() {
+            try {
+                ctl("pg-start");
+            } catch (...) {
+            }
+            try {
+                ctl("other-pg-stop");
+            } catch (...) {
+            }
+        }
+    } restore;
+    const std::string other_admin = fmt::format("host=127.0.0.1 port={} user=postgres dbname=postgres", other_port);
+    {
+        Pg admin(other_admin);
+        admin.exec("CREATE DATABASE it_othercluster");
+    }
+    Pg other(fmt::format("host=127.0.0.1 port={} user=postgres dbname=it_othercluster", other_port));
+    other.exec(R"(CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL,
+                  aggregateid varchar(255) NOT NULL, type varchar(255) NOT NULL, payload jsonb);
+                  CREATE PUBLICATION it_othercluster FOR TABLE outbox WITH (publish = 'insert');)");
+    other.exec("SELECT pg_create_logical_replication_slot('it_othercluster', 'pgoutput')");
+    const std::string other_slot_at =
+        *other.scalar("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'it_othercluster'");
+    other.exec("INSERT INTO outbox VALUES (gen_random_uuid(), 'user', '1', 'T', '{}')");
+    const int main_port = std::stoi(*pg.scalar("SHOW port"));
+    std::string config = relayConfig(db, "it_othercluster", "", freePort());
+    const auto at = config.find(db.dsn);
+    REQUIRE(at != std::string::npos);
+    config.replace(at, db.dsn.size(),
+                   fmt::format("host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname=it_othercluster",
+                               main_port, other_port));
+    Daemon daemon("it_othercluster", config);
+    daemon.start();
+    waitStreaming(pg, db.name, daemon);
+
+    // WHEN the test cluster goes away, so that the reconnect lands on the other one
+    ctl("pg-stop");
+
+    // THEN outboxd refuses it and exits 1, naming both system identifiers' difference
+    const auto code = daemon.waitExit(120s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    CHECK_THAT(daemon.log(), Catch::Contains("belongs to another database cluster"));
+    // AND nothing was streamed or confirmed from the other cluster's slot
+    CHECK(*other.scalar("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'it_othercluster'") ==
+          other_slot_at);
+    CHECK(*other.scalar("SELECT active FROM pg_replication_slots WHERE slot_name = 'it_othercluster'") == "f");
+}

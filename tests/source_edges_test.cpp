@@ -260,3 +260,12 @@ TEST_CASE("a publication narrowed while streaming is judged before anything past
     REQUIRE(empty.has_value());
     CHECK_THAT(empty->message, Catch::Contains("public.outbox, app.\"Outbox\""));
 }
+
+TEST_CASE("a reconnect must find the same database cluster", "[source]") {
+    CHECK_FALSE(cdc::checkSameSystem("", "7350000000000000001").has_value());  // first session
+    CHECK_FALSE(cdc::checkSameSystem("7350000000000000001", "7350000000000000001").has_value());
+    const auto other = cdc::checkSameSystem("7350000000000000001", "7350000000000000002");
+    REQUIRE(other.has_value());
+    CHECK_THAT(*other, Catch::Contains("another database cluster") && Catch::Contains("7350000000000000002") &&
+                           Catch::Contains("7350000000000000001") && Catch::Contains("source.postgres.dsn"));
+}

@@ -136,7 +136,8 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
                                4,
                                relay_.accept_slot_loss_,
                                requiredColumns(config_),
-                               config_.postgres.failover};
+                               config_.postgres.failover,
+                               relay_.system_id_};
     metrics_.setConnecting(true);
     auto stream = cdc::ReplicationStream::open(options);
     metrics_.setConnecting(false);
@@ -147,6 +148,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
     if (!sink) return std::unexpected(sink.error());
     sink_ = std::move(*sink);
     const auto& info = stream_->info();
+    relay_.system_id_ = info.system_id;
     pipeline_ = std::make_unique<Pipeline>(config_, *sink_, metrics_, info.proto_version, info.start_lsn);
     pipeline_->setTypedPayloads(relay_.payloads_ != nullptr ? relay_.payloads_->current() : nullptr);
     last_sent_confirmed_ = info.start_lsn;

@@ -50,6 +50,9 @@ private:
     PayloadSet* payloads_ = nullptr;
     std::atomic<bool>* reload_requested_ = nullptr;
     bool accept_slot_loss_ = false;
+    // The server's system identifier from the first session on: a reconnect must find the same
+    // cluster (cdc::checkSameSystem).
+    std::string system_id_;
 };
 
 }  // namespace outboxd::app

@@ -236,6 +236,9 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
         return std::unexpected(Error{ErrorKind::SourceConnect, "IDENTIFY_SYSTEM returned an unexpected shape"});
     }
     info.system_id = PQgetvalue(ident->get(), 0, 0);
+    if (auto other = checkSameSystem(options.expected_system_id, info.system_id)) {
+        return std::unexpected(Error{ErrorKind::SlotMismatch, *other});
+    }
     std::string dbname = PQgetisnull(ident->get(), 0, 3) ? "" : PQgetvalue(ident->get(), 0, 3);
     if (dbname.empty()) {
         return std::unexpected(Error{ErrorKind::SourceUnsupported,

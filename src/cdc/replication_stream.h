@@ -41,6 +41,9 @@ struct StreamOptions {
     };
     std::vector<RequiredColumn> required_columns;
     bool failover = false;      // the slot is (created as) a failover slot (PostgreSQL 17+)
+    // The system identifier of the first session's server ("" for the first session): another
+    // cluster is refused before anything is done on it (checkSameSystem).
+    std::string expected_system_id;
 };
 
 // What open() learned about the server and the slot.

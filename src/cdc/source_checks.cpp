@@ -168,4 +168,13 @@ SilenceDetector::Verdict SilenceDetector::check(Clock::time_point now) {
     return Verdict::Quiet;
 }
 
+std::optional<std::string> checkSameSystem(std::string_view previous, std::string_view now) {
+    if (previous.empty() || previous == now) return std::nullopt;
+    return fmt::format("the server outboxd reconnected to belongs to another database cluster (system identifier "
+                       "{}, the first session's was {}): its slot of the same name holds positions of another "
+                       "stream, so outboxd stops instead of streaming from it. Point source.postgres.dsn at the "
+                       "original cluster or its promoted standby, then restart",
+                       now, previous);
+}
+
 }  // namespace outboxd::cdc

@@ -43,6 +43,13 @@ struct SlotRecord {
 // The comment without the line for `slot`; empty when nothing else is left.
 [[nodiscard]] std::string withoutSlotRecord(std::string_view comment, std::string_view slot);
 
+// After a reconnect (a DSN naming several hosts finds the primary anew, e.g. a promoted standby):
+// the same cluster has the system identifier IDENTIFY_SYSTEM gave the first session (a promotion
+// only starts a new timeline); another cluster that happens to hold a slot of the same name
+// does not, and its positions are not this stream's. nullopt when `previous` is empty (first
+// session) or equal; else the refusal's message.
+[[nodiscard]] std::optional<std::string> checkSameSystem(std::string_view previous, std::string_view now);
+
 // Decides when a replication session that hears nothing is dead. The walsender only pings a
 // client it has not heard from, and sends nothing while it decodes a large transaction that
 // publishes nothing; so before presuming it dead the session asks for a reply (a standby status
