@@ -116,16 +116,12 @@ TEST_CASE("row_over_message_max_bytes_is_dead_lettered_without_its_payload", "[i
     auto db = Database::create("hugerow");
     Pg pg(db.dsn);
     const int port = freePort();
-    std::string config = relayConfig(db, "hugerow", R"(invalid_rows:
+    Daemon d("hugerow", withLinesAfter(relayConfig(db, "hugerow", R"(invalid_rows:
   action: dead-letter
   dead_letter_topic: hugerow.dead-letter
 )",
-                                     port);
-    const std::string anchor = "    shutdown_timeout_ms: 20000\n";
-    const auto at = config.find(anchor);
-    REQUIRE(at != std::string::npos);
-    config.insert(at + anchor.size(), "    properties:\n      message.max.bytes: \"3000\"\n");
-    Daemon d("hugerow", config);
+                                                   port),
+                                       "    shutdown_timeout_ms:", "    properties:\n      message.max.bytes: \"3000\"\n"));
     d.start();
     REQUIRE(eventually([&] { return httpGet(port, "/readyz").status == 200; }, 60s));
 

@@ -18,13 +18,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string withMessages(std::string config, const std::string& block) {
-    const std::string anchor = "    publication: ";
-    const auto at = config.find(anchor);
-    REQUIRE(at != std::string::npos);
-    const auto line_end = config.find('\n', at);
-    config.insert(line_end + 1, "  outbox:\n    messages:\n" + block);
-    return config;
+std::string withMessages(const std::string& config, const std::string& block) {
+    return withLinesAfter(config, "    publication: ", "  outbox:\n    messages:\n" + block);
 }
 
 // Transaction n: an outbox row (id ...0n1) and a logical message (id ...0n2), in that order.

@@ -332,6 +332,19 @@ log:
                        metrics_port == 0 ? std::string() : fmt::format("127.0.0.1:{}", metrics_port), extra);
 }
 
+std::string withLinesAfter(std::string yaml, std::string_view line_start, std::string_view lines) {
+    for (std::size_t at = 0; at < yaml.size();) {
+        const auto end = yaml.find('\n', at);
+        if (std::string_view(yaml).substr(at).starts_with(line_start)) {
+            yaml.insert(end == std::string::npos ? yaml.size() : end + 1, lines);
+            return yaml;
+        }
+        if (end == std::string::npos) break;
+        at = end + 1;
+    }
+    throw std::runtime_error(fmt::format("no line starts with '{}' in the configuration", line_start));
+}
+
 void ctl(const std::string& action) {
     std::string cmd = fmt::format("'{}/ctl.sh' '{}' {}", OUTBOXD_IT_ENV_SCRIPTS, Env::get().work_dir, action);
     int rc = std::system(cmd.c_str());

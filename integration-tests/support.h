@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sys/types.h>
@@ -121,6 +122,9 @@ std::optional<double> metricValue(const std::string& text, const std::string& se
 // `extra` is appended at the top level; metrics_port 0 disables the metrics endpoint.
 std::string relayConfig(const Database& db, const std::string& topic_prefix, const std::string& extra = "",
                         int metrics_port = 0);
+// `yaml` with `lines` inserted after its first line that starts with `line_start` (to add keys
+// to a section relayConfig already writes: routing, sink.kafka, source). Throws when no line does.
+std::string withLinesAfter(std::string yaml, std::string_view line_start, std::string_view lines);
 
 // The slot's confirmed_flush_lsn as a number (0 when absent).
 std::uint64_t confirmedFlush(Pg& pg, const std::string& slot);

@@ -17,12 +17,7 @@ TEST_CASE("payload_value_mode_sends_the_payload_alone", "[integration]") {
     auto db = Database::create("value_mode");
     Pg pg(db.dsn);
     const int port = freePort();
-    std::string config = relayConfig(db, "value_mode", "", port);
-    const std::string anchor = "  topic: \"value_mode.{aggregatetype}\"\n";
-    const auto at = config.find(anchor);
-    REQUIRE(at != std::string::npos);
-    config.insert(at + anchor.size(), "  value: payload\n");
-    Daemon d("value_mode", config);
+    Daemon d("value_mode", withLinesAfter(relayConfig(db, "value_mode", "", port), "  topic:", "  value: payload\n"));
     d.start();
     REQUIRE(eventually([&] { return httpGet(port, "/readyz").status == 200; }, 60s));
 
@@ -89,12 +84,8 @@ TEST_CASE("update_of_an_outbox_row_follows_on_update", "[integration]") {
 
     // WHEN the same happens with on_update: fatal
     const auto fatal_port = freePort();
-    std::string config = relayConfig(fatal_db, "on_update_fatal", "", fatal_port);
-    const std::string anchor = "  topic: \"on_update_fatal.{aggregatetype}\"\n";
-    const auto at = config.find(anchor);
-    REQUIRE(at != std::string::npos);
-    config.insert(at + anchor.size(), "  on_update: fatal\n");
-    Daemon stopper("on_update_fatal", config);
+    Daemon stopper("on_update_fatal", withLinesAfter(relayConfig(fatal_db, "on_update_fatal", "", fatal_port),
+                                                     "  topic:", "  on_update: fatal\n"));
     stopper.start();
     REQUIRE(eventually([&] { return httpGet(fatal_port, "/readyz").status == 200; }, 60s));
     insert(fatal_pg, 1);
