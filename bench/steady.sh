@@ -14,11 +14,20 @@
 #     source.commit_time (the commit timestamp PostgreSQL records);
 #   - relay peak RSS (VmHWM) and CPU seconds (user+sys) per 100,000 events, CPU counted from
 #     just before the load starts until the consumer saw the last event and stayed idle 5 s.
+# Before the relays, at each rate, the floor (unless BENCH_SKIP_FLOOR=1), on the same services:
+#   - PostgreSQL alone: outboxd-pg-floor, a bare logical replication client (libpq, no decoder, no
+#     Kafka) on a fresh slot, timing each row from its payload "ts" to its receipt while
+#     outboxd-load inserts at the rate, in the same transactions as for the relays;
+#   - Kafka alone: outboxd-kafka-floor, a bare librdkafka producer with outboxd's default producer
+#     properties, sending BENCH_FLOOR_SIZE-byte records (default 256, about an outboxd.v1.Event of
+#     outboxd-load's rows) at the rate: produce-to-acknowledgement from its delivery reports, and
+#     produce-to-consumer from the same consumer the relays' runs use;
+#   - the floor's p99 is the sum of the two p99s, printed beside outboxd's p99.
 # Prints a markdown table and writes a PNG plot of p50/p99 latency against rate (gnuplot,
 # installed with apt when missing).
 #   bench/steady.sh
 # Environment: BENCH_RATES (default "1000 10000"), BENCH_DURATION (seconds, default 60),
-# BENCH_SKIP_DEBEZIUM=1, BENCH_KAFKA_PROPERTIES (extra outboxd producer properties in YAML flow
+# BENCH_SKIP_DEBEZIUM=1, BENCH_SKIP_FLOOR=1, BENCH_FLOOR_SIZE (bytes, default 256), BENCH_KAFKA_PROPERTIES (extra outboxd producer properties in YAML flow
 # syntax, e.g. '"linger.ms": "0"'), BENCH_PLOT (default bench/latency.png; "none" for no plot),
 # BENCH_BUILD_DIR (default build-release), BENCH_NO_BUILD=1 uses BENCH_BUILD_DIR as it is; BENCH_KEEP_WORK=1 keeps the work folder.
 set -euo pipefail
@@ -28,6 +37,8 @@ rates=${BENCH_RATES:-"1000 10000"}
 duration=${BENCH_DURATION:-60}
 build=${BENCH_BUILD_DIR:-$root/build-release}
 skip_dbz=${BENCH_SKIP_DEBEZIUM:-0}
+skip_floor=${BENCH_SKIP_FLOOR:-0}
+floor_size=${BENCH_FLOOR_SIZE:-256}
 plot=${BENCH_PLOT:-$root/bench/latency.png}
 relays="outboxd"
 [ "$skip_dbz" = 1 ] || relays="outboxd debezium"
@@ -171,7 +182,46 @@ YAML
     | tr ' ' '\t' >>"$results"
 }
 
+floors="$work/floors.tsv"
+: >"$floors"
+# The floor at one rate: PostgreSQL alone, then Kafka alone (see the top of this file).
+run_floor() {
+  local rate=$1 dir="$work/floor-$1" slot="floor_$1" topic="floor.kafka.$1" per_txn src ack e2e
+  mkdir -p "$dir"
+  per_txn=${BENCH_PER_TXN:-$(( (rate + 999) / 1000 ))}; [ "$per_txn" -gt 10 ] && per_txn=10
+  psql -X -q -At -v ON_ERROR_STOP=1 "$dsn" -c "SELECT pg_create_logical_replication_slot('$slot', 'pgoutput')" >/dev/null
+  "$build/outboxd-pg-floor" --dsn "$dsn" --slot "$slot" --publication bench --idle-ms 5000 \
+    --timeout-ms $(( (duration + 300) * 1000 )) >"$dir/pg.out" 2>"$dir/pg.err" &
+  local pg_pid=$!
+  bg_pids+=("$pg_pid")
+  wait_line "$dir/pg.err" "outboxd-pg-floor: started" 60
+  "$build/outboxd-load" --dsn "$dsn" --rate "$rate" --duration "$duration" --per-txn "$per_txn" >"$dir/pg-load.out"
+  wait "$pg_pid" || { echo "outboxd-pg-floor failed" >&2; cat "$dir/pg.err" >&2; exit 1; }
+  psql -X -q -At "$dsn" -c "SELECT pg_drop_replication_slot('$slot')" >/dev/null
+  # Kafka: a few records first create the topic and the producer's idempotence state, as the
+  # relays' warm-up events do.
+  "$build/outboxd-kafka-floor" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --rate 10 --duration 0.3 \
+    --size "$floor_size" >"$dir/kafka-warm.out" 2>"$dir/kafka-warm.err"
+  "$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --from end --format latency \
+    --latency-from payload-ts --idle-ms 5000 --timeout-ms $(( (duration + 300) * 1000 )) >"$dir/kafka-e2e.out" \
+    2>"$dir/kafka-e2e.err" &
+  local c_pid=$!
+  bg_pids+=("$c_pid")
+  wait_line "$dir/kafka-e2e.err" "outboxd-consume: assigned" 60
+  sleep 1
+  "$build/outboxd-kafka-floor" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --rate "$rate" \
+    --duration "$duration" --size "$floor_size" >"$dir/kafka.out" 2>"$dir/kafka.err" \
+    || { echo "outboxd-kafka-floor failed" >&2; cat "$dir/kafka.err" >&2; exit 1; }
+  wait "$c_pid"
+  src=$(sed -E 's/received=[0-9]+ p50_ms=([0-9.-]+) p99_ms=([0-9.-]+) max_ms=([0-9.-]+)/\1 \2 \3/' "$dir/pg.out")
+  ack=$(sed -E 's/.*ack_p50_ms=([0-9.-]+) ack_p99_ms=([0-9.-]+) ack_max_ms=([0-9.-]+)/\1 \2 \3/' "$dir/kafka.out")
+  e2e=$(sed -E 's/received=[0-9]+ p50_ms=([0-9.-]+) p99_ms=([0-9.-]+) max_ms=([0-9.-]+)/\1 \2 \3/' "$dir/kafka-e2e.out")
+  echo "floor: rate $rate, PostgreSQL alone $(cat "$dir/pg.out") ($(cat "$dir/pg-load.out")), Kafka alone $(cat "$dir/kafka.out"), produce-to-consumer $(cat "$dir/kafka-e2e.out")" >&2
+  printf '%s\t%s\t%s\t%s\n' "$rate" "$src" "$ack" "$e2e" | tr ' ' '\t' >>"$floors"
+}
+
 for rate in $rates; do
+  [ "$skip_floor" = 1 ] || run_floor "$rate"
   for relay in $relays; do
     run_one "$relay" "$rate"
   done
@@ -194,7 +244,21 @@ while IFS=$'\t' read -r relay rate achieved sent received p50 p99 max cp50 cp99 
     "$sent" "$p50" "$p99" "$max" "$commit" "$((rss / 1024))" "$cpu" "$first"
 done <"$results"
 
+if [ "$skip_floor" != 1 ]; then
+  # Columns of floors.tsv: rate pg_p50 pg_p99 pg_max ack_p50 ack_p99 ack_max e2e_p50 e2e_p99 e2e_max
+  echo
+  echo "| target events/s | PostgreSQL alone p50 / p99 ms | Kafka ack p50 / p99 ms | Kafka produce-to-consumer p50 / p99 ms | floor p99 ms (PostgreSQL + Kafka to consumer) | outboxd p50 / p99 ms | outboxd p99 minus floor p99 |"
+  echo "|---|---|---|---|---|---|---|"
+  while IFS=$'\t' read -r rate pp50 pp99 _ ap50 ap99 _ ep50 ep99 _; do
+    read -r op50 op99 < <(awk -F'\t' -v r="$rate" '$1 == "outboxd" && $2 == r {print $6, $7}' "$results")
+    floor99=$(echo "$pp99 + $ep99" | bc | lz)
+    printf '| %s | %s / %s | %s / %s | %s / %s | %s | %s / %s | %s |\n' "$rate" "$pp50" "$pp99" "$ap50" "$ap99" "$ep50" "$ep99" \
+      "$floor99" "${op50:--}" "${op99:--}" "$( [ -n "${op99:-}" ] && echo "$op99 - $floor99" | bc | lz || echo -)"
+  done <"$floors"
+fi
+
 if [ "$plot" != none ]; then
+  [ "$skip_floor" = 1 ] || awk -F'\t' '{print $1, $2 + $8, $3 + $9}' "$floors" >"$work/floor.dat"
   for relay in $relays; do awk -F'\t' -v r="$relay" '$1 == r {print $3, $6, $7}' "$results" >"$work/$relay.dat"; done
   {
     echo "set terminal pngcairo size 800,500"
@@ -207,6 +271,7 @@ if [ "$plot" != none ]; then
     for relay in $relays; do
       plots+=("'$work/$relay.dat' using 1:2 with linespoints title '$relay p50'" "'$work/$relay.dat' using 1:3 with linespoints title '$relay p99'")
     done
+    [ "$skip_floor" = 1 ] || plots+=("'$work/floor.dat' using 1:3 with linespoints dashtype 2 title 'floor p99 (PostgreSQL + Kafka alone)'")
     (IFS=,; echo "plot ${plots[*]}")
   } >"$work/plot.gp"
   gnuplot "$work/plot.gp" 2>/dev/null || { sed -i 's/pngcairo/png/' "$work/plot.gp"; gnuplot "$work/plot.gp"; }

@@ -32,6 +32,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "outboxd/v1/event.pb.h"
+#include "latency_summary.h"
 
 namespace {
 
@@ -77,24 +78,6 @@ std::string jsonString(const std::string& s) {
 }
 
 std::int64_t unixMicros(const google::protobuf::Timestamp& ts) { return ts.seconds() * 1'000'000 + ts.nanos() / 1000; }
-
-// The number after the key "ts" in a JSON text (also when the JSON is itself inside a JSON string,
-// with escaped quotes), or -1.
-std::int64_t payloadTs(std::string_view json) {
-    for (std::size_t at = json.find("ts"); at != std::string_view::npos; at = json.find("ts", at + 2)) {
-        if (at == 0 || json[at - 1] != '"') continue;
-        std::size_t i = at + 2;
-        if (i < json.size() && json[i] == '\\') ++i;
-        if (i >= json.size() || json[i] != '"') continue;
-        ++i;
-        while (i < json.size() && (json[i] == ' ' || json[i] == ':')) ++i;
-        std::int64_t v = 0;
-        std::size_t digits = 0;
-        for (; i < json.size() && json[i] >= '0' && json[i] <= '9'; ++i, ++digits) v = v * 10 + (json[i] - '0');
-        if (digits > 0) return v;
-    }
-    return -1;
-}
 
 // Whether a record value is JSON text rather than a serialized outboxd.v1.Event (whose first byte
 // is a field tag, never '{', '[' or '"').
@@ -220,7 +203,7 @@ int main(int argc, char** argv) {
             continue;
         }
         if (opt.format == "latency" && opt.latency_from_payload && looksLikeJson(m->payload, m->len)) {
-            const std::int64_t ts = payloadTs(std::string_view(static_cast<const char*>(m->payload), m->len));
+            const std::int64_t ts = outboxd::tools::payloadTs(std::string_view(static_cast<const char*>(m->payload), m->len));
             if (ts > 0) latencies_ms.push_back(static_cast<double>(now_us - ts) / 1000.0);
             rd_kafka_message_destroy(m);
             continue;
@@ -231,7 +214,7 @@ int main(int argc, char** argv) {
         std::string key = m->key != nullptr ? std::string(static_cast<const char*>(m->key), m->key_len) : "";
         if (opt.format == "latency") {
             if (parsed && opt.latency_from_payload) {
-                const std::int64_t ts = payloadTs(ev.payload());
+                const std::int64_t ts = outboxd::tools::payloadTs(ev.payload());
                 if (ts > 0) latencies_ms.push_back(static_cast<double>(now_us - ts) / 1000.0);
             } else if (parsed) {
                 latencies_ms.push_back(static_cast<double>(now_us - unixMicros(ev.source().commit_time())) / 1000.0);
@@ -257,16 +240,7 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
         rd_kafka_message_destroy(m);
     }
-    if (opt.format == "latency") {
-        std::sort(latencies_ms.begin(), latencies_ms.end());
-        auto pct = [&](double p) {
-            if (latencies_ms.empty()) return 0.0;
-            auto idx = static_cast<std::size_t>(p * static_cast<double>(latencies_ms.size() - 1));
-            return latencies_ms[idx];
-        };
-        fmt::print("received={} p50_ms={:.3f} p99_ms={:.3f} max_ms={:.3f}\n", latencies_ms.size(), pct(0.50), pct(0.99),
-                   latencies_ms.empty() ? 0.0 : latencies_ms.back());
-    }
+    if (opt.format == "latency") outboxd::tools::printLatencySummary(latencies_ms);
     if (opt.format == "count") {
         fmt::print("received={} first_ts_ms={} last_ts_ms={}\n", received, first_ts_ms, last_ts_ms);
     }
