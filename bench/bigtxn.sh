@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-big-transaction benchmark, for memory: on one PostgreSQL and one real Kafka broker (up.sh),
-# commits one transaction of N outbox events (default 1,000,000; jsonb payloads of about 80
+# commits one transaction of N outbox events (default 1,000,000; jsonb payloads of about 70
 # bytes), with a pgoutput slot per relay created before it, then for outboxd and (unless
 # BENCH_SKIP_DEBEZIUM=1) Debezium Server, one after the other:
 #   - starts a consumer on the relay's topics, then the relay;

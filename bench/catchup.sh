@@ -13,7 +13,12 @@
 #     the backlog's last event as processed (skipped with BENCH_SKIP_DEBEZIUM=1);
 #   - prints events/s for each, outboxd's ratio to pg_recvlogical and to Debezium, peak RSS and CPU
 #     time of outboxd and Debezium, and checks that Kafka holds every event of both.
+#   - rates are given from process start and from the first event in Kafka, so that start-up
+#     (the JVM's, for Debezium) shows separately.
 #   bench/catchup.sh [EVENTS]
+# BENCH_PAYLOAD_BYTES makes each payload about that many bytes of JSON (default: about 70);
+# BENCH_AGGREGATE_TYPES spreads the events over that many aggregate types, a topic each, created on
+# first use (default 3). bench/catchup-matrix.sh runs the sizes and backlogs of issue 14.
 # BENCH_DEBEZIUM_TIMEOUT (seconds, default 600) bounds the Debezium step; BENCH_KEEP_WORK=1 keeps
 # the work folder (logs, configuration) instead of deleting it.
 set -euo pipefail
@@ -25,6 +30,8 @@ build=${BENCH_BUILD_DIR:-$root/build-release}
 skip_dbz=${BENCH_SKIP_DEBEZIUM:-0}
 skip_typed=${BENCH_SKIP_TYPED:-0}
 dbz_timeout=${BENCH_DEBEZIUM_TIMEOUT:-600}
+payload_bytes=${BENCH_PAYLOAD_BYTES:-0}
+types=${BENCH_AGGREGATE_TYPES:-3}
 
 "$root/scripts/install-deps.sh" --test >/dev/null
 BUILD_DIR=$build "$root/scripts/build.sh" --release --no-tests >/dev/null
@@ -44,7 +51,8 @@ bindir=$OUTBOXD_IT_PG_BINDIR
 
 now() { date +%s.%N; }
 fill_start=$(now)
-bench_fill "$events" "$per_txn"
+bench_fill "$events" "$per_txn" "$payload_bytes" "$types"
+payload_avg=$(psql -X -At "$dsn" -c "SELECT round(avg(octet_length(payload::text))) FROM outbox")
 end_lsn=$(psql -X -At "$dsn" -c "SELECT pg_current_wal_lsn()")
 fill_s=$(echo "$(now) - $fill_start" | bc)
 wal_bytes=$(psql -X -At "$dsn" -c "SELECT pg_wal_lsn_diff('$end_lsn', confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name='outboxd'")
@@ -183,7 +191,7 @@ if [ "$skip_dbz" != 1 ]; then
 fi
 
 in_kafka=0
-for topic in outbox.event.user outbox.event.group outbox.event.membership; do
+for topic in $(bench_topics outbox.event. "$types"); do
   n=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --format latency \
         --idle-ms 3000 --timeout-ms 120000 | sed -E 's/.*received=([0-9]+).*/\1/')
   in_kafka=$((in_kafka + n))
@@ -191,25 +199,27 @@ done
 
 typed_in_kafka=0
 if [ "$skip_typed" != 1 ]; then
-  for topic in typed.outbox.event.user typed.outbox.event.group typed.outbox.event.membership; do
+  for topic in $(bench_topics typed.outbox.event. "$types"); do
     n=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --format count \
           --idle-ms 3000 --timeout-ms 120000 | sed -E 's/.*received=([0-9]+).*/\1/')
     typed_in_kafka=$((typed_in_kafka + n))
   done
-  typed_sample=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic typed.outbox.event.user \
+  typed_sample=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$(bench_topics typed.outbox.event. "$types" | cut -d' ' -f1)" \
                    --count 1 --timeout-ms 30000 | sed -n 's/.*payload (\(.*\)): \(.*\)/\1, \2/p') || true
 fi
 
 dbz_in_kafka=0
 if [ "$skip_dbz" != 1 ]; then
+  # shellcheck disable=SC2046
   read -r dbz_in_kafka dbz_first_ms dbz_last_ms < <("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" \
-      --topic debezium.outbox.event.user --topic debezium.outbox.event.group --topic debezium.outbox.event.membership \
+      $(for t in $(bench_topics debezium.outbox.event. "$types"); do echo "--topic $t"; done) \
       --format count --idle-ms 3000 --timeout-ms 120000 \
     | sed -E 's/received=([0-9]+) first_ts_ms=(-?[0-9]+) last_ts_ms=(-?[0-9]+)/\1 \2 \3/') || true
   dbz_in_kafka=${dbz_in_kafka:-0}
 fi
 
 rate() { echo "$events / $1" | bc; }
+mbps() { echo "scale=1; $events * $payload_avg / $1 / 1000000" | bc | lz; }
 lz() { sed -E 's/^(-?)\./\10./'; }
 recv_rate1=$(rate "$recv1_s"); recv_rate2=$(rate "$recv2_s"); outboxd_rate=$(rate "$outboxd_s")
 recv_best=$(( recv_rate1 > recv_rate2 ? recv_rate1 : recv_rate2 ))
@@ -217,10 +227,11 @@ cat <<REPORT
 date:                 $(date -u +%Y-%m-%dT%H:%MZ)
 machine:              $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)
 versions:             outboxd $("$build/outboxd" --version | head -n 1 | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $("$build/outboxd" --version | sed -n 's/^librdkafka //p'), protobuf $("$build/outboxd" --version | sed -n 's/^protobuf //p')
-backlog:              $events events in $per_txn-event transactions, $(echo "$wal_bytes / 1048576" | bc) MiB of WAL, filled in ${fill_s}s
+backlog:              $events events in $per_txn-event transactions, payloads of $payload_avg bytes on average, $types aggregate types, $(echo "$wal_bytes / 1048576" | bc) MiB of WAL, filled in ${fill_s}s
 pg_recvlogical:       ${recv1_s}s (${recv_rate1} events/s), again ${recv2_s}s (${recv_rate2} events/s)
-outboxd:              ${outboxd_s}s (${outboxd_rate} events/s) from process start to the last LSN confirmed
-outboxd / best pg_recvlogical: $(echo "scale=2; $outboxd_rate / $recv_best" | bc)
+outboxd:              ${outboxd_s}s (${outboxd_rate} events/s, $(mbps "$outboxd_s") MB/s of payload) from process start to the last LSN confirmed
+outboxd from first:   $(rate "$(echo "$outboxd_s - $first_s" | bc)") events/s from the first event acknowledged to the last LSN confirmed
+outboxd / best pg_recvlogical: $(echo "scale=2; $outboxd_rate / $recv_best" | bc | lz) from process start, $(echo "scale=2; $(rate "$(echo "$outboxd_s - $first_s" | bc)") / $recv_best" | bc | lz) from the first event
 first event acked:    ${first_s}s after process start (metrics polled every 50 ms)
 outboxd peak RSS:     $((rss_kb / 1024)) MiB (VmHWM)
 outboxd CPU:          $(printf '%.2f' "$cpu_s")s user+sys, $(echo "scale=2; $cpu_s * 100000 / $events" | bc) s per 100k events
@@ -245,6 +256,8 @@ debezium versions:    Debezium Server $(. "$root/bench/debezium/lib.sh"; debeziu
 debezium:             $(echo "$dbz_s" | lz)s (${dbz_rate} events/s) from process start to its offset holding the last event ($last_event_lsn); slot then at $dbz_slot_lsn
 outboxd / debezium:   $(echo "scale=2; $outboxd_rate / $dbz_rate" | bc | lz) of the events/s, $(echo "scale=3; $rss_kb / $dbz_rss_kb" | bc | lz) of the peak RSS, $(echo "scale=3; $cpu_s / $dbz_cpu_s" | bc | lz) of the CPU time
 debezium first event: $(echo "scale=3; $dbz_first_ms / 1000 - $dbz_t0" | bc | lz)s after process start (its producer's record timestamp), last event $(echo "scale=3; $dbz_last_ms / 1000 - $dbz_t0" | bc | lz)s
+debezium from first:  $(rate "$(echo "scale=3; ($dbz_last_ms - $dbz_first_ms) / 1000" | bc | lz)") events/s from its first record to its last (record timestamps)
+outboxd / debezium from first: $(echo "scale=2; $(rate "$(echo "$outboxd_s - $first_s" | bc)") / $(rate "$(echo "scale=3; ($dbz_last_ms - $dbz_first_ms) / 1000" | bc | lz)")" | bc | lz) of the events/s, both start-ups excluded
 debezium peak RSS:    $((dbz_rss_kb / 1024)) MiB (VmHWM of the Java process, $dbz_threads threads)
 debezium CPU:         $(printf '%.2f' "$dbz_cpu_s")s user+sys, $(echo "scale=2; $dbz_cpu_s * 100000 / $events" | bc | lz) s per 100k events
 debezium in Kafka:    $dbz_in_kafka of $events

@@ -38,25 +38,51 @@ bench_cleanup() {
   if [ "${BENCH_KEEP_WORK:-0}" = 1 ]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
 }
 
-# bench_fill EVENTS PER_TXN: a backlog of outbox rows (3 aggregate types, 1,000 keys, jsonb
-# payloads of about 80 bytes), one transaction per PER_TXN rows.
+# bench_fill EVENTS PER_TXN [PAYLOAD_BYTES [TYPES]]: a backlog of outbox rows (1,000 keys, jsonb
+# payloads of about 70 bytes), one transaction per PER_TXN rows. With PAYLOAD_BYTES the payload
+# gets a "pad" string that brings its text to about that size; TYPES aggregate types (default 3:
+# user, group, membership; otherwise type0 .. typeN-1, a topic each).
 bench_fill() {
-  local events=$1 per_txn=$2
+  local events=$1 per_txn=$2 bytes=${3:-0} types=${4:-3} type_expr pad_expr
+  if [ "$types" = 3 ]; then
+    type_expr="(ARRAY['user','group','membership'])[1 + (t * $per_txn + j) % 3]"
+  else
+    type_expr="'type' || ((t * $per_txn + j) % $types)"
+  fi
+  pad_expr=""
+  # The payload's text without the pad is about 70 bytes (6-digit seq), and the pad's key and quotes 11 more.
+  # The pad is one repeated letter; stored uncompressed (STORAGE EXTERNAL), so the WAL, the
+  # walsender and Kafka carry every byte of it.
+  if [ "$bytes" -gt 81 ]; then
+    pad_expr=", 'pad', repeat('x', $bytes - 81)"
+    psql -X -q -v ON_ERROR_STOP=1 "$dsn" -c "ALTER TABLE outbox ALTER COLUMN payload SET STORAGE EXTERNAL"
+  fi
   psql -X -q -v ON_ERROR_STOP=1 "$dsn" <<SQL
 DO \$\$
 BEGIN
   FOR t IN 0..($events / $per_txn - 1) LOOP
     INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload)
-    SELECT gen_random_uuid(), (ARRAY['user','group','membership'])[1 + (t * $per_txn + j) % 3],
+    SELECT gen_random_uuid(), $type_expr,
            ((t * $per_txn + j) % 1000)::text, 'UserUpdated',
            jsonb_build_object('seq', t * $per_txn + j, 'name', 'user-' || (t * $per_txn + j), 'email',
-                              'user' || (t * $per_txn + j) || '@example.org')
+                              'user' || (t * $per_txn + j) || '@example.org'$pad_expr)
     FROM generate_series(0, $per_txn - 1) AS j;
     COMMIT;
   END LOOP;
 END
 \$\$;
 SQL
+}
+
+# bench_topics PREFIX [TYPES]: the topic names bench_fill's aggregate types route to.
+bench_topics() {
+  local prefix=$1 types=${2:-3} i
+  if [ "$types" = 3 ]; then
+    echo "${prefix}user ${prefix}group ${prefix}membership"
+  else
+    for i in $(seq 0 $((types - 1))); do printf '%stype%d ' "$prefix" "$i"; done
+    echo
+  fi
 }
 
 # bench_debezium: fetches Debezium Server once and sets dbz_java (a JDK it runs on).

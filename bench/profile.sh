@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instruction profile of outboxd's hot path with valgrind's callgrind (instruction counts do not
 # depend on the machine's load): a backlog catch-up of N events (default 20,000; 5-event
-# transactions, jsonb payloads of about 80 bytes) from a pgoutput slot into a real Kafka broker,
+# transactions, jsonb payloads of about 70 bytes) from a pgoutput slot into a real Kafka broker,
 # with a RelWithDebInfo build (BENCH_BUILD_DIR, default build-prof/, configured without tests
 # when new; an existing build folder, e.g. build/ of scripts/build.sh, is used as configured). outboxd runs under callgrind from its start
 # until its confirmed LSN reaches the backlog's end, then gets SIGTERM. Prints the instructions
