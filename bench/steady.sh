@@ -65,6 +65,14 @@ cpu_of() {  # user+sys seconds of a process
   read -r u s < <(awk '{print $14, $15}' "/proc/$1/stat")
   echo "($u + $s) / $(getconf CLK_TCK)" | bc -l
 }
+wakeups_of() {  # wakeups_of PID: voluntary context switches (sleeps that ended in a wake-up): "all main"
+  local all=0 t n
+  for t in /proc/"$1"/task/*; do
+    n=$(awk '/^voluntary_ctxt_switches/{print $2}' "$t/status" 2>/dev/null || echo 0)
+    all=$((all + ${n:-0}))
+  done
+  echo "$all $(awk '/^voluntary_ctxt_switches/{print $2}' "/proc/$1/status")"
+}
 wait_line() {  # wait_line FILE TEXT SECONDS
   for _ in $(seq 1 $(($3 * 20))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
   echo "timed out waiting for '$2' in $1" >&2
@@ -142,9 +150,12 @@ YAML
   done
   sleep 1
   cpu0=$(cpu_of "$relay_pid")
+  local wk0 wk1 wake
+  wk0=$(wakeups_of "$relay_pid")
   "$build/outboxd-load" --dsn "$dsn" --rate "$rate" --duration "$duration" --per-txn "$per_txn" >"$dir/load.out"
   for p in "${c_pids[@]}"; do wait "$p"; done
   cpu1=$(cpu_of "$relay_pid")
+  wk1=$(wakeups_of "$relay_pid")
   rss_kb=$(awk '/^VmHWM/{print $2}' "/proc/$relay_pid/status")
   local acked=""
   if [ "$relay" = outboxd ]; then
@@ -170,15 +181,19 @@ YAML
 
   local sent achieved lat commit="- - -"
   sent=$(sed -E 's/.*sent=([0-9]+).*/\1/' "$dir/load.out")
+  # Wake-ups per event: every thread's, and the main thread's (outboxd's event loop).
+  read -r a0 m0 <<<"$wk0"
+  read -r a1 m1 <<<"$wk1"
+  wake="$(echo "scale=2; ($a1 - $a0) / $sent" | bc | lz)/$(echo "scale=2; ($m1 - $m0) / $sent" | bc | lz)"
   achieved=$(sed -E 's/.*rate=([0-9]+).*/\1/' "$dir/load.out")
   lat=$(sed -E 's/received=([0-9]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+) max_ms=([0-9.]+)/\1 \2 \3 \4/' "$dir/lat-payload-ts.out")
   if [ "$relay" = outboxd ]; then
     commit=$(sed -E 's/received=[0-9]+ p50_ms=([0-9.-]+) p99_ms=([0-9.-]+) max_ms=([0-9.-]+)/\1 \2 \3/' "$dir/lat-commit-time.out")
   fi
   echo "$relay: rate $rate, $(cat "$dir/load.out"), payload-ts $(cat "$dir/lat-payload-ts.out")$(
-    [ "$relay" = outboxd ] && echo ", commit-time $(cat "$dir/lat-commit-time.out")"), first event ${first_s}s, ${acked:+acked by Kafka within 2/5/10 ms: $acked, }threads ${threads}, VmHWM $((rss_kb / 1024)) MiB, CPU $(printf '%.2f' "$(echo "$cpu1 - $cpu0" | bc -l)")s" >&2
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$relay" "$rate" "$achieved" "$sent" "$lat" "$commit" \
-    "$rss_kb" "$(echo "scale=3; ($cpu1 - $cpu0) * 100000 / $sent" | bc | lz)" "$first_s" "$per_txn" "$duration" \
+    [ "$relay" = outboxd ] && echo ", commit-time $(cat "$dir/lat-commit-time.out")"), first event ${first_s}s, wake-ups per event (all threads/main thread) ${wake}, ${acked:+acked by Kafka within 2/5/10 ms: $acked, }threads ${threads}, VmHWM $((rss_kb / 1024)) MiB, CPU $(printf '%.2f' "$(echo "$cpu1 - $cpu0" | bc -l)")s" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$relay" "$rate" "$achieved" "$sent" "$lat" "$commit" \
+    "$rss_kb" "$(echo "scale=3; ($cpu1 - $cpu0) * 100000 / $sent" | bc | lz)" "$first_s" "$per_txn" "$duration" "$wake" \
     | tr ' ' '\t' >>"$results"
 }
 
@@ -228,20 +243,20 @@ for rate in $rates; do
 done
 
 # Columns of results.tsv: relay rate achieved sent received p50 p99 max commit_p50 commit_p99
-# commit_max rss_kb cpu_per_100k first_s per_txn duration
+# commit_max rss_kb cpu_per_100k first_s per_txn duration wakeups(all/main)
 echo "date:     $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine:  $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "versions: outboxd $("$build/outboxd" --version | head -n 1 | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $("$build/outboxd" --version | sed -n 's/^librdkafka //p'), protobuf $("$build/outboxd" --version | sed -n 's/^protobuf //p')$(
   [ "$skip_dbz" = 1 ] || echo ", Debezium Server $(. "$root/bench/debezium/lib.sh"; debezium_version) on $("$dbz_java" -version 2>&1 | head -n 1 | cut -d'"' -f2)")"
 echo "command:  BENCH_RATES=\"$rates\" BENCH_DURATION=$duration${BENCH_KAFKA_PROPERTIES:+ BENCH_KAFKA_PROPERTIES='$BENCH_KAFKA_PROPERTIES'} bench/steady.sh"
 echo
-echo "| relay | target events/s | achieved events/s | events (received/sent) | p50 ms | p99 ms | max ms | commit-to-consumer p50 / p99 / max ms | peak RSS | CPU s per 100k events | first event |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
-while IFS=$'\t' read -r relay rate achieved sent received p50 p99 max cp50 cp99 cmax rss cpu first per_txn dur; do
+echo "| relay | target events/s | achieved events/s | events (received/sent) | p50 ms | p99 ms | max ms | commit-to-consumer p50 / p99 / max ms | peak RSS | CPU s per 100k events | wake-ups per event (all threads / main) | first event |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+while IFS=$'\t' read -r relay rate achieved sent received p50 p99 max cp50 cp99 cmax rss cpu first per_txn dur wake; do
   commit="-"
   [ "$cp50" = - ] || commit="$cp50 / $cp99 / $cmax"
-  printf '| %s | %s | %s | %s/%s | %s | %s | %s | %s | %s MiB | %s s | %s s |\n' "$relay" "$rate" "$achieved" "$received" \
-    "$sent" "$p50" "$p99" "$max" "$commit" "$((rss / 1024))" "$cpu" "$first"
+  printf '| %s | %s | %s | %s/%s | %s | %s | %s | %s | %s MiB | %s s | %s | %s s |\n' "$relay" "$rate" "$achieved" "$received" \
+    "$sent" "$p50" "$p99" "$max" "$commit" "$((rss / 1024))" "$cpu" "${wake/\// \/ }" "$first"
 done <"$results"
 
 if [ "$skip_floor" != 1 ]; then
