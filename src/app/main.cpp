@@ -2,10 +2,13 @@
 // Command line as in spec.md: --config FILE (or OUTBOXD_CONFIG), --check-config, --version, --help.
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <limits>
 #include <map>
 #include <string>
@@ -24,6 +27,7 @@
 #include "cdc/replication_stream.h"
 #include "cdc/slot_monitor.h"
 #include "config/config.h"
+#include "migrate/debezium.h"
 #include "metrics/http_server.h"
 #include "metrics/metrics.h"
 #include "sink/kafka_sink.h"
@@ -51,6 +55,7 @@ std::map<std::string, std::string> libraryVersions() {
 }
 
 constexpr std::string_view kUsage = R"(usage: outboxd [--config FILE] [--check-config] [--accept-slot-loss]
+       outboxd --from-debezium FILE
        outboxd --version | --help
 
 Tails a PostgreSQL outbox table through logical replication and publishes each row to Kafka
@@ -63,6 +68,11 @@ as an outboxd.v1.Event, confirming the slot only behind Kafka's acknowledgements
                    once, after a lost replication slot (dropped, or lost in a failover):
                    create a new slot at the current WAL position, accepting that the
                    events the lost slot had not confirmed are not published
+  --from-debezium FILE
+                   print the outboxd YAML equivalent to a Debezium PostgreSQL connector
+                   configuration with the Outbox Event Router (Kafka Connect JSON or Debezium
+                   Server application.properties), with a comment for each option not
+                   carried over; exit 2 when FILE is not such a configuration
   --version        print the version and exit
   --help           print this help and exit
 
@@ -72,6 +82,26 @@ Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 fatal runtime error, 2 bad usag
 int usageError(std::string_view message) {
     fmt::print(stderr, "outboxd: {}\n{}", message, kUsage);
     return 2;
+}
+
+int fromDebezium(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    if (in) text << in.rdbuf();
+    if (!in || in.bad()) {
+        fmt::print(stderr, "outboxd: --from-debezium: cannot read {}: {}\n", path, std::strerror(errno));
+        return 2;
+    }
+    auto converted = outboxd::migrate::fromDebezium(text.str(), path);
+    if (!converted) {
+        fmt::print(stderr,
+                   "outboxd: --from-debezium: {} is not a Debezium PostgreSQL connector configuration with the "
+                   "Outbox Event Router: {}\n",
+                   path, converted.error());
+        return 2;
+    }
+    fmt::print("{}", converted->yaml);
+    return 0;
 }
 
 }  // namespace
@@ -104,6 +134,10 @@ int main(int argc, char** argv) {
                        OUTBOXD_COMMIT);
             for (const auto& [name, version] : libraryVersions()) fmt::print("{} {}\n", name, version);
             return 0;
+        }
+        if (arg == "--from-debezium") {
+            if (i + 1 >= argc) return usageError("--from-debezium needs a file name");
+            return fromDebezium(argv[i + 1]);
         }
         if (arg == "--check-config") {
             check_only = true;

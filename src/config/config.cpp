@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include "common/regex.h"
+
 #include "config/identifier.h"
 #include "config/schema.h"
 
@@ -813,12 +815,49 @@ bool isTopicChar(char c) {
 }
 
 
+// What is wrong with the {$group} placeholders of routing.topic, if anything.
+std::optional<std::string> topicGroupProblem(const Template& topic, const common::Regex* regex,
+                                             std::string_view regex_text) {
+    for (const auto& part : topic.parts) {
+        if (!part.is_group) continue;
+        if (regex == nullptr) {
+            return fmt::format("routing.topic: {{${}}} names a regex group, but routing.topic_regex is not set; set it "
+                               "(e.g. \"(?<routedByValue>.*)\") or use {{column}} placeholders",
+                               part.text);
+        }
+        if (!regex->group(part.text)) {
+            return fmt::format("routing.topic: {{${}}} is not a group of routing.topic_regex \"{}\"; name one of its "
+                               "groups, as (?<name>...) or by number",
+                               part.text, regex_text);
+        }
+    }
+    return std::nullopt;
+}
+
 void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
     const Section routing = r.child(root, "routing");
+    std::optional<common::Regex> topic_regex;
+    bool topic_regex_refused = false;
+    if (auto regex = r.string(routing, "topic_regex"); regex && !regex->empty()) {
+        auto compiled = common::Regex::compile(*regex);
+        if (!compiled) {
+            r.error(r.valuePos(routing, "topic_regex"),
+                    fmt::format("routing.topic_regex: {}; it is matched against the whole aggregate_type value, "
+                                "as Debezium's route.topic.regex",
+                                compiled.error()));
+            topic_regex_refused = true;
+        } else {
+            topic_regex.emplace(std::move(*compiled));
+            out.topic_regex = *regex;
+        }
+    }
     if (auto topic = r.string(routing, "topic")) {
         const Pos pos = r.valuePos(routing, "topic");
         auto parsed = parseTemplate(*topic);
-        if (topic->empty()) {
+        const std::optional<std::string> group_problem = parsed && !topic_regex_refused ? topicGroupProblem(*parsed, topic_regex ? &*topic_regex : nullptr, out.topic_regex) : std::nullopt;
+        if (group_problem) {
+            r.error(pos, *group_problem);
+        } else if (topic->empty()) {
             r.error(pos, fmt::format("routing.topic: must not be empty; the default is {}",
                                      schemaKey("routing.topic").default_yaml));
         } else if (!parsed) {
@@ -827,7 +866,7 @@ void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
             std::size_t literal_bytes = 0;
             bool ok = true;
             for (const auto& part : parsed->parts) {
-                if (part.is_column) {
+                if (part.is_column || part.is_group) {
                     continue;
                 }
                 literal_bytes += part.text.size();
@@ -855,6 +894,9 @@ void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
         auto parsed = parseTemplate(*key);
         if (!parsed) {
             r.error(r.valuePos(routing, "key"), fmt::format("routing.key: {}", parsed.error()));
+        } else if (std::ranges::any_of(parsed->parts, &Template::Part::is_group)) {
+            r.error(r.valuePos(routing, "key"),
+                    "routing.key: {$group} placeholders belong in routing.topic only; use {column} placeholders");
         } else {
             out.key = std::move(*parsed);
         }
@@ -1405,6 +1447,24 @@ std::expected<Template, std::string> parseTemplate(std::string_view text) {
         if (c != '{') {
             literal += c;
             ++i;
+            continue;
+        }
+        if (i + 1 < text.size() && text[i + 1] == '$') {
+            const auto close = text.find('}', i + 2);
+            const std::string_view group =
+                close == std::string_view::npos ? std::string_view{} : text.substr(i + 2, close - i - 2);
+            const bool number = !group.empty() && std::ranges::all_of(group, [](char g) { return g >= '0' && g <= '9'; });
+            const bool name = !group.empty() && std::isalpha(static_cast<unsigned char>(group.front())) != 0 &&
+                              std::ranges::all_of(group, [](char g) { return std::isalnum(static_cast<unsigned char>(g)) != 0; });
+            if (!number && !name) {
+                return std::unexpected(fmt::format(
+                    "placeholder at character {} is not a regex group; write {{$name}} (letters and digits, as in "
+                    "(?<name>...)) or {{$1}}, closed with '}}'",
+                    i + 1));
+            }
+            flush();
+            result.parts.push_back(Template::Part{false, std::string(group), true});
+            i = close + 1;
             continue;
         }
         if (i + 1 < text.size() && text[i + 1] == '"') {

@@ -67,11 +67,13 @@ struct OutboxConfig {
     MessagesConfig messages;
 };
 
-// "{column}" placeholders; "{{" and "}}" are literal braces.
+// "{column}" placeholders; "{$group}" (a name or a number) is a group of routing.topic_regex;
+// "{{" and "}}" are literal braces.
 struct Template {
     struct Part {
         bool is_column = false;
-        std::string text;  // literal text, or the column name
+        std::string text;  // literal text, the column name, or the group's name or number
+        bool is_group = false;  // a "{$group}" placeholder (is_column false)
     };
     std::string source;
     std::vector<Part> parts;
@@ -87,6 +89,10 @@ enum class OnUpdate { Warn, Error, Fatal };
 struct RoutingConfig {
     Template topic;  // default "outbox.event.{aggregatetype}"
     Template key;    // default "{aggregateid}"
+    // Debezium's route.topic.regex: matched against the whole aggregate_type value; on a match the
+    // topic is `topic` with its {$group} placeholders filled, otherwise the value itself (as
+    // Kafka's RegexRouter leaves a topic it does not match). "" = no regex.
+    std::string topic_regex;
     ValueMode value = ValueMode::Envelope;
     // A NULL or blank (empty or whitespace) payload is sent as a null value.
     bool tombstone_on_empty_payload = false;

@@ -70,6 +70,8 @@ constexpr std::array kKeys{
     Key{.path = "routing", .type = Type::Section, .doc = "Topic and key of each event."},
     Key{.path = "routing.topic", .type = Type::Template, .default_yaml = "\"outbox.event.{aggregatetype}\"",
         .doc = "Kafka topic of each event."},
+    Key{.path = "routing.topic_regex", .type = Type::String, .default_yaml = "\"\"",
+        .doc = "Regex matched against the whole aggregate_type value; routing.topic may then use its groups as {$name} or {$1}."},
     Key{.path = "routing.key", .type = Type::Template, .default_yaml = "\"{aggregateid}\"",
         .doc = "Kafka record key of each event."},
     Key{.path = "routing.value", .type = Type::Enum, .default_yaml = "envelope", .choices = kValueModes,

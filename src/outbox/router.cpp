@@ -1,8 +1,11 @@
 #include "outbox/router.h"
 
+#include "common/regex.h"
+
 #include <algorithm>
 #include <charconv>
 #include <ctime>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -84,13 +87,19 @@ std::int64_t daysFromCivil(std::int64_t y, unsigned m, unsigned d) {
 }
 
 // Renders a "{column}" template from a row; `null_column` names the first referenced column that
-// is NULL (nullptr when none is).
+// is NULL (nullptr when none is). A "{$group}" part takes groups[group_numbers[part]].
 void renderTemplate(const config::Template& tmpl, const std::vector<int>& columns,
-                    const cdc::pgoutput::Tuple& tuple, std::string& out, const std::string*& null_column) {
+                    const cdc::pgoutput::Tuple& tuple, std::string& out, const std::string*& null_column,
+                    const std::vector<int>* group_numbers = nullptr,
+                    const std::vector<std::string_view>* groups = nullptr) {
     out.clear();
     null_column = nullptr;
     for (std::size_t i = 0; i < tmpl.parts.size(); ++i) {
         const auto& part = tmpl.parts[i];
+        if (part.is_group && groups != nullptr) {
+            out.append((*groups)[static_cast<std::size_t>((*group_numbers)[i])]);
+            continue;
+        }
         if (!part.is_column) {
             out.append(part.text);
             continue;
@@ -178,7 +187,17 @@ std::expected<std::int64_t, std::string> parseTimestamp(std::string_view text) {
     return seconds * 1'000'000 + micros;
 }
 
-Router::Router(const config::Config& config) : config_(config), event_(std::make_unique<outboxd::v1::Event>()) {}
+Router::Router(const config::Config& config) : config_(config), event_(std::make_unique<outboxd::v1::Event>()) {
+    if (config.routing.topic_regex.empty()) return;
+    auto compiled = common::Regex::compile(config.routing.topic_regex);
+    if (!compiled) throw std::invalid_argument("routing.topic_regex: " + compiled.error());
+    topic_regex_ = std::make_unique<common::Regex>(std::move(*compiled));
+    for (const auto& part : config.routing.topic.parts) {
+        const auto number = part.is_group ? topic_regex_->group(part.text) : std::nullopt;
+        if (part.is_group && !number) throw std::invalid_argument("routing.topic: no group " + part.text);
+        topic_group_numbers_.push_back(number.value_or(-1));
+    }
+}
 Router::~Router() = default;
 Router::Router(Router&&) noexcept = default;
 
@@ -394,7 +413,16 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
     out.content_type.assign(contentTypeFor(rel.payload_type));
 
     const std::string* topic_null = nullptr;
-    renderTemplate(config_.routing.topic, rel.topic_columns, tuple, out.topic, topic_null);
+    if (topic_regex_ == nullptr) {
+        renderTemplate(config_.routing.topic, rel.topic_columns, tuple, out.topic, topic_null);
+    } else if (isNull(agg_type)) {
+        topic_null = &config_.outbox.columns.aggregate_type;
+    } else if (!topic_regex_->matchWhole(agg_type.data, topic_groups_)) {
+        out.topic.assign(agg_type.data);
+    } else {
+        renderTemplate(config_.routing.topic, rel.topic_columns, tuple, out.topic, topic_null, &topic_group_numbers_,
+                       &topic_groups_);
+    }
     if (topic_null != nullptr) {
         return invalidBecause("null_topic", fmt::format("event {}: column '{}' is NULL, and routing.topic '{}' needs its value; give the "
                                    "row a value there (or change the template), then restart",

@@ -24,6 +24,9 @@
 namespace outboxd::v1 {
 class Event;
 }
+namespace outboxd::common {
+class Regex;
+}
 
 namespace outboxd::outbox {
 
@@ -159,6 +162,11 @@ private:
     // cleared on each row, so its strings and sub-messages keep their buffers (no allocation per
     // event once they are large enough).
     std::unique_ptr<outboxd::v1::Event> event_;
+    // routing.topic_regex compiled (nullptr when not set), the group number of each part of
+    // routing.topic (-1 for the others), and the groups of the last match.
+    std::unique_ptr<common::Regex> topic_regex_;
+    std::vector<int> topic_group_numbers_;
+    std::vector<std::string_view> topic_groups_;
 };
 
 }  // namespace outboxd::outbox
