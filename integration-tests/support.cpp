@@ -290,7 +290,9 @@ std::vector<Record> KafkaReader::readUntil(std::size_t count, std::chrono::milli
                 size_t size;
                 for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
                      ++i) {
-                    r.headers[name] = std::string(static_cast<const char*>(val), size);
+                    r.headers[name] = val != nullptr ? std::string(static_cast<const char*>(val), size) : std::string();
+                    ++r.header_count;
+                    if (val == nullptr) r.null_headers.insert(name);
                 }
             }
             impl_->next_offset[{r.topic, r.partition}] = r.offset + 1;

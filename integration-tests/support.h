@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,6 +84,8 @@ struct Record {
     std::string value;
     bool value_is_null = false;  // a null value (not an empty one)
     std::map<std::string, std::string> headers;
+    std::set<std::string> null_headers;  // headers present with a null value (also in `headers`, as "")
+    std::size_t header_count = 0;        // every header, a name given twice counted twice
 };
 
 // Reads every partition of some topics from the beginning (assign(), no consumer group).

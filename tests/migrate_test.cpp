@@ -14,26 +14,6 @@ using Catch::Contains;
 
 namespace {
 
-// Keys another change adds to the configuration (routing.additional_fields, header_encoding,
-// expand_json_payload): checked as text here, left out before loading until they are on main.
-std::string withoutPendingKeys(const std::string& yaml) {
-    std::istringstream in(yaml);
-    std::string out;
-    std::string line;
-    bool in_additional = false;
-    while (std::getline(in, line)) {
-        if (line.starts_with("  additional_fields:")) {
-            in_additional = true;
-            continue;
-        }
-        if (in_additional && line.starts_with("    - ")) continue;
-        in_additional = false;
-        if (line.starts_with("  header_encoding:") || line.starts_with("  expand_json_payload:")) continue;
-        out += line + "\n";
-    }
-    return out;
-}
-
 config::Config load(const migrate::Conversion& c) {
     auto env = [](std::string_view name) -> std::optional<std::string> {
         if (name == "OUTBOXD_PG_PASSWORD") return "pg-secret";
@@ -42,7 +22,7 @@ config::Config load(const migrate::Conversion& c) {
         if (name == "PG_PASSWORD") return "from-env";
         return std::nullopt;
     };
-    auto parsed = config::parseConfig(withoutPendingKeys(c.yaml), "converted.yaml", env);
+    auto parsed = config::parseConfig(c.yaml, "converted.yaml", env);
     if (!parsed) {
         std::string all;
         for (const auto& e : parsed.error()) all += e.toString() + "\n";
@@ -164,6 +144,16 @@ TEST_CASE("every Outbox Event Router column option and the documented additional
                                 "    - {column: \"\\\"eventType\\\"\", placement: envelope, as: \"type\"}\n"
                                 "    - {column: \"\\\"partitionColumn\\\"\", placement: partition, as: \"partitionColumn\"}\n"
                                 "    - {column: \"traceparent\", placement: header, as: \"traceparent\"}\n"));
+    CHECK(config.routing.expand_json_payload);
+    CHECK(config.routing.value == config::ValueMode::Payload);
+    REQUIRE(config.routing.additional_fields.size() == 4);
+    CHECK(config.routing.additional_fields[0].column == "eventType");
+    CHECK(config.routing.additional_fields[0].placement == config::Placement::Header);
+    CHECK(config.routing.additional_fields[0].alias == "type");
+    CHECK(config.routing.additional_fields[1].placement == config::Placement::Envelope);
+    CHECK(config.routing.additional_fields[2].column == "partitionColumn");
+    CHECK(config.routing.additional_fields[2].placement == config::Placement::Partition);
+    CHECK(config.routing.additional_fields[3].alias == "traceparent");
     CHECK(hasNote(c, "table.field.event.schema.version=version"));
     CHECK(hasNote(c, "an envelope placement"));
     CHECK(hasNote(c, "table.field.event.timestamp=created_at"));
@@ -279,6 +269,10 @@ quarkus.log.level=INFO
     CHECK_THAT(c.yaml, !Contains("kafka-pw"));
     CHECK_THAT(c.yaml, Contains("  header_encoding: json\n"));
     CHECK_THAT(c.yaml, Contains("    - {column: \"tracingspancontext\", placement: header, as: \"traceparent\"}\n"));
+    CHECK(config.routing.header_encoding == config::HeaderEncoding::Json);
+    REQUIRE(config.routing.additional_fields.size() == 1);
+    CHECK(config.routing.additional_fields[0].column == "tracingspancontext");
+    CHECK(config.routing.additional_fields[0].alias == "traceparent");
     CHECK(hasNote(c, "slot.name=dbz_outbox"));
     CHECK(hasNote(c, "ssl.truststore.location=/etc/kafka/truststore.jks: librdkafka reads PEM"));
     CHECK(hasNote(c, "key.serializer"));

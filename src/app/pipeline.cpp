@@ -425,7 +425,11 @@ std::expected<void, Error> Pipeline::produceHeld() {
         checkpointer_.addEvent(*held_);
         const auto token = *held_;
         held_.reset();
-        if (auto ok = deadLetterRefused(event_, token, "too_large", status.error().message); !ok) return ok;
+        const std::string_view reason =
+            event_.partition >= 0 && status.error().message.find("does not exist in topic") != std::string::npos
+                ? "bad_partition"
+                : "too_large";
+        if (auto ok = deadLetterRefused(event_, token, reason, status.error().message); !ok) return ok;
         return flushDeadLetters();
     }
     if (!status) {

@@ -268,6 +268,7 @@ public:
     }
 
     [[nodiscard]] bool ok() const { return errors_.empty(); }
+    [[nodiscard]] std::size_t errorCount() const { return errors_.size(); }
 
     Section root(const YAML::Node& node) {
         const std::vector<std::string_view> allowed = childrenOf("");
@@ -484,6 +485,17 @@ public:
             return std::nullopt;
         }
         return value;
+    }
+
+    // One map of a list of maps (a MapList key at `path`): its keys checked against the rows
+    // under `path`, missing keys reported at the entry.
+    Section entry(std::string_view path, const YAML::Node& item, Pos pos) {
+        Section section;
+        section.path = std::string(path);
+        section.anchor = pos;
+        const std::vector<std::string_view> allowed = childrenOf(path);
+        collect(item, section, allowed);
+        return section;
     }
 
 private:
@@ -834,6 +846,112 @@ std::optional<std::string> topicGroupProblem(const Template& topic, const common
     return std::nullopt;
 }
 
+void readAdditionalFields(Reader& r, const Section& routing, std::vector<AdditionalField>& out) {
+    static constexpr std::string_view kPath = "routing.additional_fields";
+    static constexpr std::string_view kShape =
+        "{column: C, placement: header|envelope|partition, as: ALIAS}";
+    static constexpr std::array<std::pair<std::string_view, Placement>, 3> kPlacementValues{{
+        {"header", Placement::Header},
+        {"envelope", Placement::Envelope},
+        {"partition", Placement::Partition},
+    }};
+    // A header field may take the name of outboxd's own type, aggregate_type or content-type header
+    // (Debezium's documented example puts eventType in a header named type): the field's value
+    // replaces outboxd's. The id header is the event id and keeps it.
+    const Field* field = r.lookup(routing, "additional_fields");
+    for (const auto child : childrenOf(kPath)) {
+        r.lookup(Section{.path = std::string(kPath)}, child);
+    }
+    if (field == nullptr || field->value.IsNull()) {
+        return;
+    }
+    if (!field->value.IsSequence()) {
+        r.error(field->valuePos(), fmt::format("{}: expected a list of {} maps, got {}; write additional_fields: "
+                                               "[{{column: tracingspancontext, placement: header, as: traceparent}}]",
+                                               kPath, kShape, describe(field->value)));
+        return;
+    }
+    std::vector<AdditionalField> fields;
+    std::vector<int> lines;
+    bool all_valid = true;
+    for (const auto& item : field->value) {
+        Field entry_field{field->key, item, field->key_pos};
+        const Pos pos = entry_field.valuePos();
+        if (!item.IsMap()) {
+            r.error(pos, fmt::format("{}: each entry must be a map {}, got {}", kPath, kShape, describe(item)));
+            all_valid = false;
+            continue;
+        }
+        const std::size_t errors_before = r.errorCount();
+        const Section entry = r.entry(kPath, item, pos);
+        AdditionalField af;
+        if (entry.find("column") == nullptr) {
+            r.missing(entry, "column", fmt::format("name the outbox table's column, e.g. {}", kShape));
+        } else if (auto text = r.string(entry, "column")) {
+            if (auto column = parseIdentifier(*text)) {
+                af.column = std::move(*column);
+            } else {
+                r.error(r.valuePos(entry, "column"), fmt::format("{}.column: {}", kPath, column.error()));
+            }
+        }
+        if (entry.find("placement") == nullptr) {
+            r.missing(entry, "placement", "say where the column goes: header, envelope or partition");
+        } else if (auto placement = readEnum(r, entry, "placement", kPlacementValues)) {
+            af.placement = *placement;
+        }
+        if (auto alias = r.string(entry, "as")) {
+            af.alias = alias->empty() ? af.column : std::move(*alias);
+        }
+        if (r.errorCount() != errors_before) {
+            all_valid = false;
+            continue;
+        }
+        const Pos alias_pos = entry.find("as") != nullptr ? r.valuePos(entry, "as") : pos;
+        if (af.placement == Placement::Header && af.alias == "id") {
+            r.error(alias_pos, fmt::format("{}: header 'id' is one outboxd sets itself, to the event id; give the "
+                                           "field another name with `as`",
+                                           kPath));
+            all_valid = false;
+            continue;
+        }
+        if (af.placement == Placement::Envelope && af.alias == "payload") {
+            r.error(alias_pos, fmt::format("{}: envelope member 'payload' holds the payload itself; give the field "
+                                           "another name with `as`",
+                                           kPath));
+            all_valid = false;
+            continue;
+        }
+        bool clash = false;
+        for (std::size_t i = 0; i < fields.size(); ++i) {
+            const auto& other = fields[i];
+            if (af.placement == Placement::Partition && other.placement == Placement::Partition) {
+                r.error(pos, fmt::format("{}: a second partition field ('{}'; the first, '{}', is at line {}); a "
+                                         "record has one partition, keep one",
+                                         kPath, af.column, other.column, lines[i]));
+                clash = true;
+                break;
+            }
+            if (af.placement != Placement::Partition && other.placement == af.placement && other.alias == af.alias) {
+                r.error(alias_pos, fmt::format("{}: two {} fields are named '{}' (the first at line {}); give one "
+                                               "another name with `as`",
+                                               kPath, af.placement == Placement::Header ? "header" : "envelope",
+                                               af.alias, lines[i]));
+                clash = true;
+                break;
+            }
+        }
+        if (clash) {
+            all_valid = false;
+            continue;
+        }
+        fields.push_back(std::move(af));
+        lines.push_back(pos.line);
+    }
+    if (all_valid) {
+        out = std::move(fields);
+    }
+}
+
 void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
     const Section routing = r.child(root, "routing");
     std::optional<common::Regex> topic_regex;
@@ -913,6 +1031,21 @@ void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
         {"fatal", OnUpdate::Fatal},
     }};
     if (auto v = readEnum(r, routing, "on_update", kOnUpdate)) out.on_update = *v;
+    readAdditionalFields(r, routing, out.additional_fields);
+    static constexpr std::array<std::pair<std::string_view, HeaderEncoding>, 2> kHeaderEncodings{{
+        {"bare", HeaderEncoding::Bare},
+        {"json", HeaderEncoding::Json},
+    }};
+    if (auto v = readEnum(r, routing, "header_encoding", kHeaderEncodings)) out.header_encoding = *v;
+    if (auto v = r.boolean(routing, "expand_json_payload")) {
+        if (*v && out.value != ValueMode::Payload) {
+            r.error(r.valuePos(routing, "expand_json_payload"),
+                    "routing.expand_json_payload: applies to routing.value: payload only (in the envelope the payload "
+                    "is bytes); set value: payload, or remove the key");
+        } else {
+            out.expand_json_payload = *v;
+        }
+    }
 }
 
 void readProperties(Reader& r, const Section& kafka, std::map<std::string, std::string>& out) {

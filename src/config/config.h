@@ -86,6 +86,20 @@ enum class ValueMode { Envelope, Payload };
 // at warning or error level, or a stop before confirming past it.
 enum class OnUpdate { Warn, Error, Fatal };
 
+// Where an additional column goes (Debezium's table.fields.additional.placement).
+enum class Placement { Header, Envelope, Partition };
+
+// One entry of routing.additional_fields: {column, placement, as}.
+struct AdditionalField {
+    std::string column;  // a column of every outbox table (an identifier, folded as SQL folds it)
+    Placement placement = Placement::Header;
+    std::string alias;   // the header or envelope member name; the column's name when `as` is absent
+};
+
+// How header values are written: bare text (Kafka Connect's SimpleHeaderConverter) or each one
+// JSON-encoded (Debezium Server's JSON header format).
+enum class HeaderEncoding { Bare, Json };
+
 struct RoutingConfig {
     Template topic;  // default "outbox.event.{aggregatetype}"
     Template key;    // default "{aggregateid}"
@@ -97,6 +111,11 @@ struct RoutingConfig {
     // A NULL or blank (empty or whitespace) payload is sent as a null value.
     bool tombstone_on_empty_payload = false;
     OnUpdate on_update = OnUpdate::Warn;
+    // In the order written; at most one Partition entry, aliases unique per placement.
+    std::vector<AdditionalField> additional_fields;
+    HeaderEncoding header_encoding = HeaderEncoding::Bare;
+    // routing.value: payload only: a JSON payload is embedded as a JSON value, not a string.
+    bool expand_json_payload = false;
 };
 
 struct KafkaConfig {

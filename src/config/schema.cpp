@@ -16,6 +16,8 @@ constexpr std::array<std::string_view, 2> kInvalidRowActions{"fail", "dead-lette
 constexpr std::array<std::string_view, 2> kValueModes{"envelope", "payload"};
 constexpr std::array<std::string_view, 3> kOnUpdate{"warn", "error", "fatal"};
 constexpr std::array<std::string_view, 2> kNonTransactional{"refuse", "accept"};
+constexpr std::array<std::string_view, 3> kPlacements{"header", "envelope", "partition"};
+constexpr std::array<std::string_view, 2> kHeaderEncodings{"bare", "json"};
 
 constexpr std::int64_t kHour = 3600000;
 
@@ -80,6 +82,18 @@ constexpr std::array kKeys{
         .doc = "A NULL or blank payload becomes a tombstone (null value, key and headers kept)."},
     Key{.path = "routing.on_update", .type = Type::Enum, .default_yaml = "warn", .choices = kOnUpdate,
         .doc = "An UPDATE of an outbox row: warn or error (logged at that level, skipped) or fatal (stop)."},
+    Key{.path = "routing.additional_fields", .type = Type::MapList, .default_yaml = "[]",
+        .doc = "More columns of the row as headers, envelope members or the partition (Debezium's table.fields.additional.placement)."},
+    Key{.path = "routing.additional_fields.column", .type = Type::String, .required = true,
+        .doc = "The column, in every outbox table."},
+    Key{.path = "routing.additional_fields.placement", .type = Type::Enum, .required = true, .choices = kPlacements,
+        .doc = "header (a Kafka header), envelope (a member of the value) or partition (the record's partition)."},
+    Key{.path = "routing.additional_fields.as", .type = Type::String, .default_yaml = "\"\"",
+        .doc = "The header or member name; empty: the column's name."},
+    Key{.path = "routing.header_encoding", .type = Type::Enum, .default_yaml = "bare", .choices = kHeaderEncodings,
+        .doc = "Header values: bare text (Kafka Connect's default) or json (each value JSON-encoded, Debezium Server's JSON header format)."},
+    Key{.path = "routing.expand_json_payload", .type = Type::Bool, .default_yaml = "false",
+        .doc = "routing.value: payload only: a JSON payload is embedded as JSON, not as a string (Debezium's table.expand.json.payload)."},
     Key{.path = "sink", .type = Type::Section, .doc = "Where the events go."},
     Key{.path = "sink.kafka", .type = Type::Section, .doc = "The Kafka producer."},
     Key{.path = "sink.kafka.brokers", .type = Type::String, .required = true,
@@ -154,6 +168,8 @@ std::string_view typeName(Type type) {
             return "template";
         case Type::StringList:
             return "list of strings";
+        case Type::MapList:
+            return "list of maps";
     }
     return "?";
 }

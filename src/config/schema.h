@@ -24,6 +24,7 @@ enum class Type {
     Enum,        // one of `choices`
     Template,    // a "{column}" template (a string)
     StringList,  // a YAML list of strings
+    MapList,     // a YAML list of maps; the keys each map may hold are the rows under it
 };
 
 struct Key {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <climits>
 #include <ctime>
 #include <stdexcept>
 
@@ -258,6 +259,19 @@ std::expected<void, Error> Router::resolve(const cdc::pgoutput::Relation& relati
         if (*w.slot < 0) return missing(w.key, w.column);
     }
     r.payload_type = relation.columns[static_cast<std::size_t>(r.payload)].type_oid;
+    r.id_type = relation.columns[static_cast<std::size_t>(r.id)].type_oid;
+    for (const auto& field : config_.routing.additional_fields) {
+        const int idx = indexOf(field.column);
+        if (idx < 0) {
+            return std::unexpected(Error{
+                ErrorKind::MappedColumnMissing,
+                fmt::format("outbox table {}.{} has no column '{}' (named in routing.additional_fields); add the "
+                            "column or remove the entry, then restart. Nothing of this table was published past "
+                            "the last confirmed LSN",
+                            relation.schema, relation.name, field.column)});
+        }
+        r.fields.emplace_back(idx, relation.columns[static_cast<std::size_t>(idx)].type_oid);
+    }
     if (!cols.timestamp.empty()) {
         r.timestamp = indexOf(cols.timestamp);
         if (r.timestamp < 0) return missing("columns.timestamp", cols.timestamp);
@@ -314,6 +328,7 @@ std::expected<void, Error> Router::messageRow(const cdc::pgoutput::LogicalMessag
                     if (part.is_column) add(part.text);
                 }
             }
+            for (const auto& field : config_.routing.additional_fields) add(field.column);
         }
         // Made-up relation ids count up from 1: PostgreSQL gives no table an OID that low.
         const auto id = static_cast<std::uint32_t>(message_relations_.size() + 1);
@@ -360,6 +375,10 @@ void Router::messageDeadLetter(const cdc::pgoutput::LogicalMessage& message, con
     out.value_is_null = false;
     out.value.assign(reinterpret_cast<const char*>(message.content.data()), message.content.size());
     out.extra_headers.clear();
+    out.field_headers.clear();
+    out.json_headers = false;
+    out.id_is_number = false;
+    out.partition = -1;
     out.extra_headers.emplace_back("outboxd.error", std::string(error));
     out.extra_headers.emplace_back("outboxd.lsn", fmt::format("{}", ctx.lsn));
     out.extra_headers.emplace_back("outboxd.table", fmt::format("{}.{}", kMessageSchema, message.prefix));
@@ -444,8 +463,64 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
                                    out.id, *key_null, config_.routing.key.source));
     }
 
+    const bool json_headers = config_.routing.header_encoding == config::HeaderEncoding::Json;
+    out.json_headers = json_headers;
+    out.id_is_number = isIntegerType(rel.id_type);
+    out.partition = -1;
+    out.field_headers.clear();
+    bool has_envelope_fields = false;
+    const auto& fields = config_.routing.additional_fields;
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        const auto& field = fields[i];
+        const auto& value = text(rel.fields[i].first);
+        const std::uint32_t type_oid = rel.fields[i].second;
+        switch (field.placement) {
+            case config::Placement::Header:
+                if (isNull(value)) {
+                    out.field_headers.emplace_back(field.alias, json_headers ? std::optional<std::string>("null")
+                                                                             : std::nullopt);
+                } else if (json_headers) {
+                    std::string encoded;
+                    appendColumnJson(encoded, type_oid, value.data);
+                    out.field_headers.emplace_back(field.alias, std::move(encoded));
+                } else {
+                    out.field_headers.emplace_back(field.alias, std::string(value.data));
+                }
+                break;
+            case config::Placement::Envelope:
+                has_envelope_fields = true;
+                break;
+            case config::Placement::Partition: {
+                if (isNull(value)) break;
+                std::int64_t n = -1;
+                const auto* end = value.data.data() + value.data.size();
+                const auto parsed = std::from_chars(value.data.data(), end, n);
+                if (parsed.ec != std::errc{} || parsed.ptr != end || n < 0 || n > INT32_MAX) {
+                    return invalidBecause(
+                        "bad_partition",
+                        fmt::format("event {}: column '{}' (routing.additional_fields, placement partition) holds "
+                                    "'{}', which is not a partition number (an integer from 0 to {}); give the row "
+                                    "a partition there (or NULL for the key's partition)",
+                                    out.id, field.column, value.data, INT32_MAX));
+                }
+                out.partition = static_cast<std::int32_t>(n);
+                break;
+            }
+        }
+    }
+
     // Every field of the reused message is set (or cleared) below.
     outboxd::v1::Event& event = *event_;
+    auto& envelope_fields = *event.mutable_additional_fields();
+    envelope_fields.clear();
+    if (has_envelope_fields && config_.routing.value == config::ValueMode::Envelope) {
+        for (std::size_t i = 0; i < fields.size(); ++i) {
+            const auto& value = text(rel.fields[i].first);
+            if (fields[i].placement == config::Placement::Envelope && !isNull(value)) {
+                envelope_fields[fields[i].alias] = value.data;
+            }
+        }
+    }
     event.set_id(out.id);
     event.set_aggregate_type(out.aggregate_type);
     const auto& agg_id = text(rel.aggregate_id);
@@ -523,9 +598,39 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
         return {};
     }
     if (config_.routing.value == config::ValueMode::Payload) {
-        // Debezium's shape: the payload alone (the headers carry id, type and aggregate type).
-        out.value_is_null = isNull(payload);
-        out.value.assign(event.payload());
+        // Debezium's shape: the payload alone (the headers carry id, type and aggregate type);
+        // with envelope fields the JSON object JsonConverter writes of the router's struct.
+        const bool json_payload = message_type == nullptr && !binary && !isNull(payload);
+        const bool expand = config_.routing.expand_json_payload && json_payload &&
+                            (payload_bytes.starts_with('{') || payload_bytes.starts_with('['));
+        if (!has_envelope_fields) {
+            out.value_is_null = isNull(payload);
+            if (expand && json_.append(out.value, payload_bytes)) return {};
+            out.value.assign(event.payload());
+            return {};
+        }
+        out.value_is_null = false;
+        out.value.append("{\"payload\":");
+        if (isNull(payload)) {
+            out.value.append("null");
+        } else if (!json_payload) {
+            appendJsonBase64(out.value, event.payload());
+        } else if (!expand || !json_.append(out.value, payload_bytes)) {
+            appendJsonString(out.value, payload_bytes);
+        }
+        for (std::size_t i = 0; i < fields.size(); ++i) {
+            if (fields[i].placement != config::Placement::Envelope) continue;
+            out.value.push_back(',');
+            appendJsonString(out.value, fields[i].alias);
+            out.value.push_back(':');
+            const auto& value = text(rel.fields[i].first);
+            if (isNull(value)) {
+                out.value.append("null");
+            } else {
+                appendColumnJson(out.value, rel.fields[i].second, value.data);
+            }
+        }
+        out.value.push_back('}');
         return {};
     }
     out.value_is_null = false;
@@ -566,6 +671,10 @@ std::expected<void, Error> Router::deadLetter(const cdc::pgoutput::Insert& inser
         if (auto raw = decodeByteaHex(payload)) out.value = std::move(*raw);
     }
     out.extra_headers.clear();
+    out.field_headers.clear();
+    out.json_headers = false;
+    out.id_is_number = false;
+    out.partition = -1;
     out.extra_headers.emplace_back("outboxd.error", std::string(error));
     out.extra_headers.emplace_back("outboxd.lsn", fmt::format("{}", ctx.lsn));
     out.extra_headers.emplace_back("outboxd.table", fmt::format("{}.{}", rel.schema, rel.table));

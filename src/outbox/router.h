@@ -19,6 +19,7 @@
 #include "cdc/pgoutput/messages.h"
 #include "common/error.h"
 #include "config/config.h"
+#include "outbox/json_text.h"
 #include "outbox/message_content.h"
 
 namespace outboxd::v1 {
@@ -54,6 +55,16 @@ struct OutboxEvent {
     std::string content_type;  // the content-type header; left out of the record when empty
     // Further headers (the dead-letter record's outboxd.error, outboxd.lsn, outboxd.table).
     std::vector<std::pair<std::string, std::string>> extra_headers;
+    // routing.additional_fields with placement header, in order, their values already encoded
+    // (routing.header_encoding); nullopt is a header with a null value (a NULL column, bare).
+    std::vector<std::pair<std::string, std::optional<std::string>>> field_headers;
+    // routing.header_encoding: json: the sink writes id, type, aggregate_type and content-type
+    // JSON-encoded (strings; the id as a number when its column is an integer). Dead-letter
+    // records keep bare headers.
+    bool json_headers = false;
+    bool id_is_number = false;
+    // The record's partition (placement partition), or -1: the partitioner picks it from the key.
+    std::int32_t partition = -1;
     // The timestamp column held a value that is not an ISO timestamp (infinity, a BC date):
     // occurred_at is the commit time instead.
     bool occurred_from_commit_time = false;
@@ -121,7 +132,7 @@ public:
                            std::string_view error, OutboxEvent& out);
 
     // Why route() last refused a row: a metric label (null_id, null_topic, invalid_topic,
-    // bad_bytea, payload_type, untyped).
+    // bad_bytea, payload_type, untyped, bad_partition).
     [[nodiscard]] std::string_view lastInvalidReason() const { return last_invalid_reason_; }
 
     // The typed-payload set used from the next row on (nullptr: payloads pass as they are).
@@ -143,6 +154,9 @@ private:
         std::vector<int> topic_columns;  // per template part, -1 for literal text
         std::vector<int> key_columns;
         std::size_t column_count = 0;
+        std::uint32_t id_type = 0;
+        // Per routing.additional_fields entry: its column's index and type.
+        std::vector<std::pair<int, std::uint32_t>> fields;
     };
 
     std::expected<void, Error> resolve(const cdc::pgoutput::Relation& relation);
@@ -158,6 +172,7 @@ private:
     payload::TypedPayloads* typed_ = nullptr;
     std::string_view last_invalid_reason_;
     std::string bytea_scratch_;
+    JsonCompactor json_;
     // The message route() fills and serializes, reused from row to row: every field is set or
     // cleared on each row, so its strings and sub-messages keep their buffers (no allocation per
     // event once they are large enough).

@@ -19,6 +19,8 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include "outbox/json_text.h"
+
 namespace outboxd::sink {
 
 std::string kafkaClientVersion() { return rd_kafka_version_str(); }
@@ -76,6 +78,7 @@ bool isSecretProperty(std::string_view name) {
 }
 
 struct KafkaSink::Impl {
+    std::string header_scratch;  // a JSON-encoded header value (produce() only)
     static constexpr std::size_t kMaxTopicHandles = 1000;
 
     rd_kafka_t* rk = nullptr;
@@ -283,6 +286,10 @@ struct KafkaSink::Impl {
                     d.permanent = true;
                     d.reason = "topic_refused";
                     break;
+                case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+                    d.permanent = true;
+                    d.reason = "bad_partition";
+                    break;
                 default:
                     break;
             }
@@ -451,18 +458,33 @@ std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config:
 
 std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent& event, std::uint64_t token) {
     rd_kafka_topic_t* rkt = impl_->topicHandle(event.topic);
-    rd_kafka_headers_t* headers = rd_kafka_headers_new(4 + event.extra_headers.size());
-    rd_kafka_header_add(headers, "id", -1, event.id.data(), static_cast<ssize_t>(event.id.size()));
-    rd_kafka_header_add(headers, "type", -1, event.type.data(), static_cast<ssize_t>(event.type.size()));
-    rd_kafka_header_add(headers, "aggregate_type", -1, event.aggregate_type.data(),
-                        static_cast<ssize_t>(event.aggregate_type.size()));
-    if (!event.content_type.empty()) {
-        rd_kafka_header_add(headers, "content-type", -1, event.content_type.data(),
-                            static_cast<ssize_t>(event.content_type.size()));
-    }
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(4 + event.extra_headers.size() + event.field_headers.size());
+    // routing.header_encoding: json writes each value as Debezium Server's JSON header format does.
+    auto own = [&](const char* name, const std::string& value, bool number) {
+        if (!event.json_headers || number) {
+            rd_kafka_header_add(headers, name, -1, value.data(), static_cast<ssize_t>(value.size()));
+            return;
+        }
+        impl_->header_scratch.clear();
+        outbox::appendJsonString(impl_->header_scratch, value);
+        rd_kafka_header_add(headers, name, -1, impl_->header_scratch.data(),
+                            static_cast<ssize_t>(impl_->header_scratch.size()));
+    };
+    // A header field of the same name takes the place of outboxd's own (routing.additional_fields).
+    auto replaced = [&](std::string_view name) {
+        return std::ranges::any_of(event.field_headers, [&](const auto& f) { return f.first == name; });
+    };
+    own("id", event.id, event.id_is_number);
+    if (!replaced("type")) own("type", event.type, false);
+    if (!replaced("aggregate_type")) own("aggregate_type", event.aggregate_type, false);
+    if (!event.content_type.empty() && !replaced("content-type")) own("content-type", event.content_type, false);
     for (const auto& [name, value] : event.extra_headers) {
         rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
                             static_cast<ssize_t>(value.size()));
+    }
+    for (const auto& [name, value] : event.field_headers) {
+        rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()),
+                            value ? value->data() : nullptr, value ? static_cast<ssize_t>(value->size()) : 0);
     }
     void* opaque = reinterpret_cast<void*>(static_cast<std::uintptr_t>(token));
     void* value = event.value_is_null ? nullptr : const_cast<char*>(event.value.data());
@@ -473,17 +495,17 @@ std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent
         err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_TOPIC(event.topic.c_str()),
                                 RD_KAFKA_V_KEY(event.key_is_null ? nullptr : event.key.data(),
                                                event.key_is_null ? 0 : event.key.size()),
-                                RD_KAFKA_V_VALUE(value, value_len),
+                                RD_KAFKA_V_PARTITION(event.partition), RD_KAFKA_V_VALUE(value, value_len),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     } else if (event.key_is_null) {
         err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_RKT(rkt),
-                                RD_KAFKA_V_VALUE(value, value_len),
+                                RD_KAFKA_V_PARTITION(event.partition), RD_KAFKA_V_VALUE(value, value_len),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     } else {
         err = rd_kafka_producev(impl_->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(event.key.data(), event.key.size()),
-                                RD_KAFKA_V_VALUE(value, value_len),
+                                RD_KAFKA_V_PARTITION(event.partition), RD_KAFKA_V_VALUE(value, value_len),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     }
@@ -503,6 +525,12 @@ std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent
                             event.id, event.value.size())});
         case RD_KAFKA_RESP_ERR__FATAL:
             return std::unexpected(Error{ErrorKind::SinkFatal, "the Kafka producer is in a fatal state"});
+        case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+            return std::unexpected(Error{
+                ErrorKind::SinkRejected,
+                fmt::format("event {}: partition {} (routing.additional_fields, placement partition) does not exist "
+                            "in topic {}; give the row an existing partition (or NULL), or add partitions to the topic",
+                            event.id, event.partition, event.topic)});
         default:
             return std::unexpected(Error{ErrorKind::SinkDelivery,
                                          fmt::format("producing event {} to topic {} failed: {}", event.id,
