@@ -3,11 +3,13 @@
 #   ctl.sh DIR kafka-stop | kafka-start | pg-restart | pg-stop | pg-start
 #   ctl.sh DIR other-pg-start PORT | other-pg-stop   a second, unrelated PostgreSQL cluster (another
 #                                                    system identifier) on 127.0.0.1:PORT
-#   ctl.sh DIR standby-start PORT   a physical standby of the test primary on 127.0.0.1:PORT (PostgreSQL
+#   ctl.sh DIR standby-start PORT [--no-slot-sync]
+#                                   a physical standby of the test primary on 127.0.0.1:PORT (PostgreSQL
 #                                   17+): a cold copy of the cleanly stopped primary with standby.signal,
 #                                   primary_conninfo (with dbname), its own physical slot on the primary
 #                                   (primary_slot_name), hot_standby_feedback and sync_replication_slots on,
-#                                   and the primary's synchronized_standby_slots naming that physical slot
+#                                   and the primary's synchronized_standby_slots naming that physical slot;
+#                                   --no-slot-sync leaves sync_replication_slots off (no slot is synchronized)
 #   ctl.sh DIR primary-kill         the primary stopped with -m immediate (as a crash: no shutdown checkpoint)
 #   ctl.sh DIR standby-promote      pg_ctl promote on the standby, waiting until it accepts writes
 #   ctl.sh DIR standby-stop         the standby stopped and removed; on the primary (when it runs) its
@@ -51,6 +53,8 @@ CONF
     rm -rf "$other" ;;
   standby-start)
     sport=${3:?standby-start needs a port}
+    slot_sync=on
+    [ "${4:-}" = --no-slot-sync ] && slot_sync=off
     major=$("$OUTBOXD_IT_PG_BINDIR/postgres" --version | sed -E 's/^[^0-9]*([0-9]+).*/\1/')
     if [ "$major" -lt 17 ]; then
       echo "standby-start: slot synchronization (sync_replication_slots) needs PostgreSQL 17 or later, this is $major" >&2
@@ -78,7 +82,7 @@ primary_conninfo = 'host=127.0.0.1 port=$OUTBOXD_IT_PG_PORT user=postgres dbname
 primary_slot_name = '$standby_slot'
 hot_standby = on
 hot_standby_feedback = on
-sync_replication_slots = on
+sync_replication_slots = $slot_sync
 synchronized_standby_slots = ''
 CONF
     as_pg "$OUTBOXD_IT_PG_BINDIR/pg_ctl" -D "$standby/data" -l "$standby/postgres.log" -w -t 120 start >/dev/null \
