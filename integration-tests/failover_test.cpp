@@ -3,10 +3,13 @@
 // (-m immediate) mid-stream, the standby is promoted, and outboxd, on a DSN naming both hosts,
 // resumes from the synchronized slot on its own. Below 17 the scenarios exit with kSkipped.
 #include <catch2/catch.hpp>
+#include <librdkafka/rdkafka.h>
 
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <set>
@@ -58,6 +61,41 @@ struct RestorePrimary {
         }
     }
 };
+
+// Creates the topics of `prefix` (3 partitions each) before the first event, as a deployment
+// without auto-creation does: this scenario is about the database failover, and the first records
+// to a topic the broker auto-creates under load were seen missing (reported apart, issue 11 notes).
+void createTopics(const std::string& prefix) {
+    std::array<char, 512> errstr{};
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", Env::get().brokers.c_str(), errstr.data(), errstr.size()) ==
+            RD_KAFKA_CONF_OK);
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr.data(), errstr.size());
+    REQUIRE(rk != nullptr);
+    std::vector<rd_kafka_NewTopic_t*> topics;
+    for (const auto& name : topicsFor(prefix)) {
+        topics.push_back(rd_kafka_NewTopic_new(name.c_str(), 3, 1, errstr.data(), errstr.size()));
+        REQUIRE(topics.back() != nullptr);
+    }
+    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, topics.data(), topics.size(), nullptr, queue);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 60000);
+    REQUIRE(ev != nullptr);
+    const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev);
+    REQUIRE(res != nullptr);
+    std::size_t n = 0;
+    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &n);
+    REQUIRE(n == topics.size());
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto err = rd_kafka_topic_result_error(results[i]);
+        INFO(rd_kafka_err2str(err));
+        CHECK((err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS));
+    }
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(queue);
+    for (auto* t : topics) rd_kafka_NewTopic_destroy(t);
+    rd_kafka_destroy(rk);
+}
 
 // relayConfig for `db` with failover: true, reading through both hosts, the primary first.
 std::string failoverConfig(const Database& db, const std::string& prefix, int primary, int standby) {
@@ -140,12 +178,15 @@ TEST_CASE("primary_killed_mid_stream_resumes_on_the_promoted_standby", "[integra
                                          "target_session_attrs=read-write connect_timeout=5",
                                          primary, standby, db.name);
     const std::string on_standby = fmt::format("host=127.0.0.1 port={} user=postgres dbname={}", standby, db.name);
-    Daemon daemon("it_promote", failoverConfig(db, "it_promote", primary, standby));
+    // Topics of their own per run: a rerun on the same broker must not read an earlier run's events.
+    const std::string prefix = fmt::format("it_promote_{}", std::time(nullptr));
+    createTopics(prefix);
+    Daemon daemon("it_promote", failoverConfig(db, prefix, primary, standby));
     daemon.start();
     waitStreaming(pg, db.name, daemon);
     std::atomic<bool> cut{false};
     Writer writer(both, cut);
-    KafkaReader reader(topicsFor("it_promote"));
+    KafkaReader reader(topicsFor(prefix));
 
     // AND the slot synchronized to the standby (a synced, persistent slot there: the sync worker
     // keeps it temporary until the primary's slot passed the standby's catalog xmin)
@@ -165,7 +206,7 @@ TEST_CASE("primary_killed_mid_stream_resumes_on_the_promoted_standby", "[integra
     std::map<int, int> seen;  // seq -> records
     auto readSome = [&](std::chrono::milliseconds quiet) {
         for (auto& d : decodeAll(reader.readUntil(static_cast<std::size_t>(-1), quiet))) {
-            checkContent(d, "it_promote");
+            checkContent(d, prefix);
             ++seen[d.seq];
         }
     };
@@ -228,9 +269,14 @@ TEST_CASE("primary_killed_mid_stream_resumes_on_the_promoted_standby", "[integra
             return true;
         },
         180s);
-    std::size_t missing = 0;
-    for (int seq : held) missing += seen.contains(seq) ? 0 : 1;
-    INFO("rows on the new primary: " << held.size() << ", missing in Kafka: " << missing);
+    std::vector<int> missing;
+    for (int seq : held) {
+        if (!seen.contains(seq)) missing.push_back(seq);
+    }
+    INFO("rows on the new primary: " << held.size() << ", missing in Kafka: " << missing.size()
+                                     << (missing.empty() ? "" : ", the first: ")
+                                     << (missing.empty() ? std::string() : std::to_string(missing.front()))
+                                     << ", the first written after the kill: " << writer.firstAfterCut());
     INFO(tail(daemon.log()));
     CHECK(all);
     // AND Kafka holds no event that the new primary lacks (synchronized_standby_slots: outboxd
@@ -240,7 +286,8 @@ TEST_CASE("primary_killed_mid_stream_resumes_on_the_promoted_standby", "[integra
     for (const auto& [seq, n] : seen) {
         if (!held.contains(seq)) extra.push_back(seq);
     }
-    INFO("events in Kafka the new primary lacks: " << extra.size());
+    INFO("events in Kafka the new primary lacks: " << extra.size() << (extra.empty() ? "" : ", the first: ")
+                                                   << (extra.empty() ? std::string() : eventId(extra.front())));
     CHECK(extra.empty());
     // AND outboxd said it resumed from the synchronized slot after the promotion
     CHECK_THAT(daemon.log(), Catch::Contains("the server was promoted (timeline 2, before 1): resuming from the slot"));
