@@ -269,3 +269,46 @@ TEST_CASE("a reconnect must find the same database cluster", "[source]") {
     CHECK_THAT(*other, Catch::Contains("another database cluster") && Catch::Contains("7350000000000000002") &&
                            Catch::Contains("7350000000000000001") && Catch::Contains("source.postgres.dsn"));
 }
+
+TEST_CASE("after a promotion the slot must be the synchronized one, not ahead of outboxd", "[source]") {
+    const auto at = [](const char* text) { return *cdc::Lsn::parse(text); };
+    cdc::PromotedSlot synced{true, true, true, at("0/3000000")};
+    const cdc::Lsn confirmed = at("0/3000100");
+
+    // no promotion: the first session, or the same timeline (a restart of the same primary)
+    CHECK_FALSE(cdc::checkPromotedSlot("s", 0, 2, cdc::PromotedSlot{}, confirmed).has_value());
+    CHECK_FALSE(cdc::checkPromotedSlot("s", 1, 1, cdc::PromotedSlot{}, confirmed).has_value());
+    // the synchronized slot, at or behind what outboxd confirmed: resume from it
+    CHECK_FALSE(cdc::checkPromotedSlot("s", 1, 2, synced, confirmed).has_value());
+    CHECK_FALSE(cdc::checkPromotedSlot("s", 1, 2, synced, at("0/3000000")).has_value());
+
+    SECTION("no slot: it was never synchronized") {
+        const auto r = cdc::checkPromotedSlot("outboxd", 1, 2, cdc::PromotedSlot{}, confirmed);
+        REQUIRE(r.has_value());
+        CHECK_THAT(*r, Catch::StartsWith(std::string(cdc::kPromotionRefusal)) && Catch::Contains("timeline 2") &&
+                           Catch::Contains("no replication slot 'outboxd'") &&
+                           Catch::Contains("not synchronized to this standby before the promotion") &&
+                           Catch::Contains("0/3000100") && Catch::Contains("--accept-slot-loss") &&
+                           Catch::Contains("sync_replication_slots"));
+    }
+    SECTION("a slot not synchronized from the old primary") {
+        auto by_hand = synced;
+        by_hand.synced = false;
+        const auto r = cdc::checkPromotedSlot("outboxd", 1, 2, by_hand, confirmed);
+        REQUIRE(r.has_value());
+        CHECK_THAT(*r, Catch::Contains("is not the one synchronized") && Catch::Contains("synced = false"));
+        auto no_failover = synced;
+        no_failover.failover = false;
+        CHECK(cdc::checkPromotedSlot("outboxd", 1, 2, no_failover, confirmed).has_value());
+        auto unknown = synced;
+        unknown.synced.reset();
+        CHECK(cdc::checkPromotedSlot("outboxd", 1, 3, unknown, confirmed).has_value());
+    }
+    SECTION("a synchronized slot ahead of what outboxd confirmed") {
+        auto ahead = synced;
+        ahead.confirmed_flush = at("0/3000200");
+        const auto r = cdc::checkPromotedSlot("outboxd", 1, 2, ahead, confirmed);
+        REQUIRE(r.has_value());
+        CHECK_THAT(*r, Catch::Contains("0/3000200, ahead of the last LSN this outboxd confirmed (0/3000100)"));
+    }
+}

@@ -137,7 +137,9 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
                                relay_.accept_slot_loss_,
                                requiredColumns(config_),
                                config_.postgres.failover,
-                               relay_.system_id_};
+                               relay_.system_id_,
+                               relay_.timeline_,
+                               relay_.confirmed_};
     metrics_.setConnecting(true);
     auto stream = cdc::ReplicationStream::open(options);
     metrics_.setConnecting(false);
@@ -149,6 +151,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
     sink_ = std::move(*sink);
     const auto& info = stream_->info();
     relay_.system_id_ = info.system_id;
+    relay_.timeline_ = info.timeline;
     pipeline_ = std::make_unique<Pipeline>(config_, *sink_, metrics_, info.proto_version, info.start_lsn);
     pipeline_->setTypedPayloads(relay_.payloads_ != nullptr ? relay_.payloads_->current() : nullptr);
     last_sent_confirmed_ = info.start_lsn;
@@ -328,12 +331,13 @@ int Relay::run() {
             if (session.lastConfirmed().isValid()) {
                 progressed = session.lastConfirmed() > last_confirmed;
                 last_confirmed = session.lastConfirmed();
+                confirmed_ = last_confirmed;
             }
         }
         ever_streamed = ever_streamed || streamed;
         if (result) return 0;
         Error error = result.error();
-        if (error.kind == ErrorKind::SlotMissing && ever_streamed) {
+        if (error.kind == ErrorKind::SlotMissing && ever_streamed && !error.message.starts_with(cdc::kPromotionRefusal)) {
             error.message = fmt::format(
                 "replication slot '{}' disappeared while outboxd was streaming from it ({}). outboxd does not "
                 "recreate it on its own: a new slot starts at the current WAL position, so events committed since the "

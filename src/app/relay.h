@@ -12,9 +12,11 @@
 // metrics are read from the HTTP thread.
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <expected>
 
+#include "cdc/lsn.h"
 #include "common/error.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
@@ -53,6 +55,10 @@ private:
     // The server's system identifier from the first session on: a reconnect must find the same
     // cluster (cdc::checkSameSystem).
     std::string system_id_;
+    // The previous session's timeline and the LSN last confirmed to the slot: after a promotion
+    // the slot found must be the synchronized one, not ahead of it (cdc::checkPromotedSlot).
+    std::uint32_t timeline_ = 0;
+    cdc::Lsn confirmed_;
 };
 
 }  // namespace outboxd::app

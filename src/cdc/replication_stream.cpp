@@ -3,6 +3,7 @@
 #include "cdc/dsn_check.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <regex>
 
@@ -236,6 +237,7 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
         return std::unexpected(Error{ErrorKind::SourceConnect, "IDENTIFY_SYSTEM returned an unexpected shape"});
     }
     info.system_id = PQgetvalue(ident->get(), 0, 0);
+    info.timeline = static_cast<std::uint32_t>(std::strtoul(PQgetvalue(ident->get(), 0, 1), nullptr, 10));
     if (auto other = checkSameSystem(options.expected_system_id, info.system_id)) {
         return std::unexpected(Error{ErrorKind::SlotMismatch, *other});
     }
@@ -407,13 +409,38 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     const std::string slot_lit = impl->literal(options.slot);
     const std::string slot_ident = impl->identifier(options.slot);
     const std::string slot_query =
-        fmt::format("SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn, {}, {}, {} FROM "
+        fmt::format("SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn, {}, {}, {}, {} FROM "
                     "pg_catalog.pg_replication_slots WHERE slot_name = {}",
                     slotStateColumns(info.server_version),
                     hasFailoverSlots(info.server_version) ? "failover" : "NULL::boolean",
-                    info.server_version >= 140000 ? "two_phase" : "false", slot_lit);
+                    info.server_version >= 140000 ? "two_phase" : "false",
+                    hasFailoverSlots(info.server_version) ? "synced" : "NULL::boolean", slot_lit);
     auto slot = impl->exec(slot_query, PGRES_TUPLES_OK, ErrorKind::SourceConnect, "looking up the slot");
     if (!slot) return std::unexpected(slot.error());
+    {
+        PGresult* r = slot->get();
+        PromotedSlot found;
+        found.exists = PQntuples(r) == 1;
+        auto flag = [r](int col) -> std::optional<bool> {
+            if (PQgetisnull(r, 0, col)) return std::nullopt;
+            return std::string(PQgetvalue(r, 0, col)) == "t";
+        };
+        if (found.exists) {
+            found.failover = flag(5 + kSlotStateColumnCount);
+            found.synced = flag(7 + kSlotStateColumnCount);
+            if (!PQgetisnull(r, 0, 4)) found.confirmed_flush = Lsn::parse(PQgetvalue(r, 0, 4)).value_or(Lsn{});
+        }
+        if (auto refused = checkPromotedSlot(options.slot, options.expected_timeline, info.timeline, found,
+                                             options.confirmed_here)) {
+            return std::unexpected(Error{found.exists ? ErrorKind::SlotMismatch : ErrorKind::SlotMissing, *refused});
+        }
+        if (options.expected_timeline != 0 && info.timeline > options.expected_timeline) {
+            spdlog::info("the server was promoted (timeline {}, before {}): resuming from the slot {} synchronized "
+                         "from the old primary, at {} (outboxd had confirmed {})",
+                         info.timeline, options.expected_timeline, options.slot, found.confirmed_flush,
+                         options.confirmed_here);
+        }
+    }
     const auto record = findSlotRecord(pub_comment, options.slot);
     if (PQntuples(slot->get()) == 0 && record && !options.accept_slot_loss) {
         std::string since = record->confirmed.isValid()

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <expected>
 #include <memory>
 #include <optional>
@@ -44,6 +45,11 @@ struct StreamOptions {
     // The system identifier of the first session's server ("" for the first session): another
     // cluster is refused before anything is done on it (checkSameSystem).
     std::string expected_system_id;
+    // The timeline of the previous session's server (0 for the first session) and the LSN this
+    // outboxd last confirmed: on a later timeline (a promoted standby) the slot must be the
+    // synchronized one and not ahead of it (checkPromotedSlot).
+    std::uint32_t expected_timeline = 0;
+    Lsn confirmed_here;
 };
 
 // What open() learned about the server and the slot.
@@ -52,6 +58,7 @@ struct StreamInfo {
     int proto_version = 1;
     bool messages = false;  // logical decoding messages requested (PG14+)
     std::string system_id;
+    std::uint32_t timeline = 0;  // IDENTIFY_SYSTEM's timeline
     Lsn start_lsn;          // the slot's confirmed_flush_lsn when streaming started
     bool slot_created = false;
     // Twice the server's wal_sender_timeout (at least 10 s); 0 when it is disabled. A session

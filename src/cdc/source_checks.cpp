@@ -177,4 +177,41 @@ std::optional<std::string> checkSameSystem(std::string_view previous, std::strin
                        now, previous);
 }
 
+std::optional<std::string> checkPromotedSlot(std::string_view slot, std::uint32_t previous_timeline,
+                                             std::uint32_t timeline, const PromotedSlot& found, Lsn confirmed_here) {
+    if (previous_timeline == 0 || timeline <= previous_timeline) return std::nullopt;
+    const std::string what = fmt::format("{} (timeline {}, the previous session's was {})", kPromotionRefusal, timeline,
+                                         previous_timeline);
+    const std::string since = confirmed_here.isValid() ? fmt::format("{}", confirmed_here) : std::string("unknown");
+    if (!found.exists) {
+        return fmt::format(
+            "{}, and it has no replication slot '{}': the slot was not synchronized to this standby before the "
+            "promotion (a failover slot needs source.postgres.failover: true, and on the standby "
+            "sync_replication_slots = on, hot_standby_feedback = on, primary_slot_name, and a dbname in "
+            "primary_conninfo; see docs/operations.md). Events committed after the last LSN outboxd confirmed ({}) "
+            "cannot be read here, and a new slot would start at the current WAL position and skip them in silence, "
+            "so outboxd does not create one. Reconcile consumers from the outbox table (rows committed since), then "
+            "accept the loss once with: outboxd --accept-slot-loss --config <file>",
+            what, slot, since);
+    }
+    if (found.synced != true || found.failover != true) {
+        return fmt::format(
+            "{}, and its replication slot '{}' is not the one synchronized from the old primary (synced = {}, "
+            "failover = {}; both must be true): it was created here by hand or by another client, so its position "
+            "says nothing about what outboxd delivered. Reconcile consumers from the outbox table (rows committed "
+            "after {}), drop that slot, then accept the loss once with: outboxd --accept-slot-loss --config <file>",
+            what, slot, found.synced ? (*found.synced ? "true" : "false") : "unknown",
+            found.failover ? (*found.failover ? "true" : "false") : "unknown", since);
+    }
+    if (confirmed_here.isValid() && found.confirmed_flush > confirmed_here) {
+        return fmt::format(
+            "{}, and its synchronized replication slot '{}' is at {}, ahead of the last LSN this outboxd confirmed "
+            "({}): another client confirmed past events outboxd never acknowledged, which streaming from it would "
+            "skip. Make sure only outboxd streams from the slot, reconcile consumers from the outbox table (rows "
+            "committed after {}), then restart outboxd",
+            what, slot, found.confirmed_flush, confirmed_here, confirmed_here);
+    }
+    return std::nullopt;
+}
+
 }  // namespace outboxd::cdc

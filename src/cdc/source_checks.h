@@ -50,6 +50,25 @@ struct SlotRecord {
 // session) or equal; else the refusal's message.
 [[nodiscard]] std::optional<std::string> checkSameSystem(std::string_view previous, std::string_view now);
 
+// After a reconnect to the same cluster on a later timeline (IDENTIFY_SYSTEM's timeline grew: a
+// standby was promoted), the slot there must be the one PostgreSQL 17+ synchronized from the old
+// primary ("Logical Replication Failover"): pg_replication_slots.synced and .failover true, and
+// its confirmed_flush_lsn not ahead of what this outboxd confirmed (a slot ahead would skip
+// events outboxd never had acknowledged). A missing slot was never synchronized before the
+// promotion. The message of every refusal starts with kPromotionRefusal.
+inline constexpr std::string_view kPromotionRefusal = "the server outboxd reconnected to was promoted";
+struct PromotedSlot {
+    bool exists = false;
+    std::optional<bool> synced;    // NULL before PostgreSQL 17
+    std::optional<bool> failover;  // NULL before PostgreSQL 17
+    Lsn confirmed_flush;           // invalid when NULL
+};
+// nullopt when no promotion happened (first session, or the same timeline) or the slot is the
+// synchronized one; else the refusal, saying what happened and what to do.
+[[nodiscard]] std::optional<std::string> checkPromotedSlot(std::string_view slot, std::uint32_t previous_timeline,
+                                                           std::uint32_t timeline, const PromotedSlot& found,
+                                                           Lsn confirmed_here);
+
 // Decides when a replication session that hears nothing is dead. The walsender only pings a
 // client it has not heard from, and sends nothing while it decodes a large transaction that
 // publishes nothing; so before presuming it dead the session asks for a reply (a standby status
