@@ -36,7 +36,7 @@ TEST_CASE("the producer accepts what the configuration check accepts", "[sink][r
 TEST_CASE("the producer and the check refuse the same properties", "[sink][rules]") {
     const auto [name, value, expected] = GENERATE(table<std::string, std::string, std::string>({
         {"partitioner", "random", "does not map"},
-        {"transactional.id", "t1", "does not use Kafka transactions"},
+        {"transactional.id", "t1", "sets the transactional id itself"},
         {"enable.idempotence", "false", "idempotent producer"},
         {"delivery.report.only.error", "true", "must stay false"},
         {"linger.mss", "5", "sink.kafka.properties.linger.mss"},

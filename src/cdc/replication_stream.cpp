@@ -236,6 +236,7 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
         return std::unexpected(Error{ErrorKind::SourceConnect, "IDENTIFY_SYSTEM returned an unexpected shape"});
     }
     info.system_id = PQgetvalue(ident->get(), 0, 0);
+    info.server_flush = Lsn::parse(PQgetvalue(ident->get(), 0, 2)).value_or(Lsn{});
     if (auto other = checkSameSystem(options.expected_system_id, info.system_id)) {
         return std::unexpected(Error{ErrorKind::SlotMismatch, *other});
     }

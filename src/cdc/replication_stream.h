@@ -52,6 +52,7 @@ struct StreamInfo {
     int proto_version = 1;
     bool messages = false;  // logical decoding messages requested (PG14+)
     std::string system_id;
+    Lsn server_flush;       // IDENTIFY_SYSTEM's xlogpos: the server's WAL flush position at connect
     Lsn start_lsn;          // the slot's confirmed_flush_lsn when streaming started
     bool slot_created = false;
     // Twice the server's wal_sender_timeout (at least 10 s); 0 when it is disabled. A session

@@ -1,0 +1,159 @@
+// Exactly-once delivery (issue 10): a read_committed consumer sees every event once through
+// SIGKILLs of the relay, and a second relay on the slot fences the first.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "outboxd/v1/event.pb.h"
+#include "support.h"
+#include "workload.h"
+
+using namespace itest;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string eosConfig(const Database& db, const std::string& prefix, int interval_ms) {
+    return withLinesAfter(relayConfig(db, prefix), "  kafka:",
+                          fmt::format("    delivery: exactly-once\n"
+                                      "    checkpoint_topic: {}.checkpoints\n"
+                                      "    transaction_interval_ms: {}\n",
+                                      prefix, interval_ms));
+}
+
+const std::map<std::string, std::string> kReadCommitted{{"isolation.level", "read_committed"}};
+
+// Reads with read_committed until `count` distinct events arrived (or the timeout), then a quiet
+// spell for late duplicates; checks that each arrived once, in commit order per key.
+void expectExactlyOnce(const std::string& prefix, int count, const std::string& log) {
+    KafkaReader reader(topicsFor(prefix), "", kReadCommitted);
+    std::vector<Record> records;
+    std::set<int> seen;
+    eventually(
+        [&] {
+            for (auto& r : reader.readUntil(static_cast<std::size_t>(-1), 1s)) {
+                outboxd::v1::Event e;
+                REQUIRE(e.ParseFromString(r.value));
+                seen.insert(std::stoi(e.id().substr(24)));
+                records.push_back(std::move(r));
+            }
+            return seen.size() >= static_cast<std::size_t>(count);
+        },
+        300s);
+    for (auto& r : reader.drain(5s)) records.push_back(std::move(r));
+    INFO(tail(log, 8000));
+    REQUIRE(seen.size() == static_cast<std::size_t>(count));
+    auto decoded = decodeAll(records);
+    std::map<int, int> times;
+    std::map<std::string, int> last_seq_per_key;
+    for (const auto& d : decoded) {
+        ++times[d.seq];
+        checkContent(d, prefix);
+        const std::string& key = *d.record.key;
+        auto it = last_seq_per_key.find(key);
+        if (it != last_seq_per_key.end()) {
+            INFO("key " << key << ": seq " << d.seq << " after " << it->second);
+            CHECK(it->second < d.seq);
+        }
+        last_seq_per_key[key] = d.seq;
+    }
+    int duplicated = 0;
+    for (const auto& [seq, n] : times) {
+        if (n != 1) ++duplicated;
+    }
+    CHECK(duplicated == 0);
+    CHECK(records.size() == static_cast<std::size_t>(count));
+}
+
+}  // namespace
+
+TEST_CASE("exactly_once_survives_sigkills_without_duplicates", "[integration]") {
+    // GIVEN outboxd in exactly-once mode, committing a Kafka transaction every 50 ms
+    auto db = Database::create("it_eos_kill");
+    Pg pg(db.dsn);
+    Daemon daemon("it_eos_kill", eosConfig(db, "it_eos_kill", 50));
+    daemon.start();
+    waitStreaming(pg, db.name, daemon);
+
+    // WHEN 6,000 events in 1,200 transactions are written while the relay is SIGKILLed 10 times
+    // at random points (some inside a Kafka transaction, some between its commit and the slot's
+    // confirmation), restarted at once each time
+    std::atomic<bool> writer_done{false};
+    std::thread writer([&] {
+        Pg wpg(db.dsn);
+        writeEvents(wpg, 0, 6000, 5, 15ms);
+        writer_done = true;
+    });
+    int kills = 0;
+    std::mt19937 rng(std::random_device{}());
+    while (kills < 10) {
+        const auto started_at = confirmedFlush(pg, db.name);
+        eventually([&] { return confirmedFlush(pg, db.name) > started_at; }, 60s);
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 700));
+        daemon.kill9();
+        ++kills;
+        daemon.start();
+    }
+    writer.join();
+
+    // THEN a read_committed consumer sees each of the 6,000 events exactly once, in commit order per key
+    expectExactlyOnce("it_eos_kill", 6000, daemon.log());
+    // AND the restarts read the checkpoint back
+    CHECK(daemon.log().find("exactly-once: Kafka holds slot it_eos_kill up to") != std::string::npos);
+    CHECK(daemon.terminate() == 0);
+}
+
+TEST_CASE("second_exactly_once_relay_fences_the_first", "[integration]") {
+    // GIVEN relay A in exactly-once mode with a Kafka transaction open (a steady stream, commits every 2 s)
+    auto db = Database::create("it_eos_fence");
+    Pg pg(db.dsn);
+    const std::string config = eosConfig(db, "it_eos_fence", 2000);
+    Daemon a("it_eos_fence_a", config);
+    a.start();
+    waitStreaming(pg, db.name, a);
+    std::atomic<bool> writer_done{false};
+    std::thread writer([&] {
+        Pg wpg(db.dsn);
+        writeEvents(wpg, 0, 3000, 5, 20ms);
+        writer_done = true;
+    });
+    const auto start = confirmedFlush(pg, db.name);
+    REQUIRE(eventually([&] { return confirmedFlush(pg, db.name) > start; }, 60s));
+    std::this_thread::sleep_for(500ms);
+
+    // WHEN A freezes (SIGSTOP), its walsender is terminated, and relay B takes the slot over
+    a.signal(SIGSTOP);
+    pg.exec(fmt::format("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{}'",
+                        db.name));
+    Daemon b("it_eos_fence_b", config);
+    b.start();
+    const auto before_b = confirmedFlush(pg, db.name);
+    REQUIRE(eventually([&] { return b.log().find("streaming from slot") != std::string::npos; }, 60s));
+    REQUIRE(eventually([&] { return confirmedFlush(pg, db.name) > before_b; }, 60s));
+
+    // AND A wakes up
+    a.signal(SIGCONT);
+
+    // THEN A stops with exit 1 and a message naming the transactional id
+    auto code = a.waitExit(120s);
+    INFO("A: " << tail(a.log()));
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    const auto id = fmt::format("transactional.id 'outboxd-{}-{}' was fenced",
+                                *pg.scalar("SELECT system_identifier FROM pg_control_system()"), db.name);
+    CHECK(a.log().find(id) != std::string::npos);
+
+    // AND B delivers every event exactly once to a read_committed consumer (A's open transaction was aborted)
+    writer.join();
+    expectExactlyOnce("it_eos_fence", 3000, b.log());
+    CHECK(b.running());
+    CHECK(b.terminate() == 0);
+}
