@@ -157,3 +157,38 @@ TEST_CASE("second_exactly_once_relay_fences_the_first", "[integration]") {
     CHECK(b.running());
     CHECK(b.terminate() == 0);
 }
+
+TEST_CASE("exactly_once_transaction_outliving_the_timeout_stops_with_the_fix", "[integration]") {
+    // GIVEN outboxd in exactly-once mode with transaction.timeout.ms 1000, and 10 events delivered
+    auto db = Database::create("it_eos_big");
+    Pg pg(db.dsn);
+    Daemon daemon("it_eos_big", withLinesAfter(eosConfig(db, "it_eos_big", 50), "  kafka:",
+                                               "    properties:\n      transaction.timeout.ms: 1000\n"));
+    daemon.start();
+    waitStreaming(pg, db.name, daemon);
+    writeEvents(pg, 0, 10, 5);
+    const std::uint64_t after_small = currentLsn(pg);
+    REQUIRE(eventually([&] { return confirmedFlush(pg, db.name) >= after_small; }, 120s));
+
+    // WHEN one PostgreSQL transaction writes 300,000 outbox rows (more than can be produced within 1 s)
+    pg.exec("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) SELECT gen_random_uuid(), 'user', "
+            "'user-' || (g % 37), 'userRegistered', '{\"seq\": -1}' FROM generate_series(1, 300000) g");
+    const std::uint64_t after_big = currentLsn(pg);
+
+    // THEN outboxd stops with exit 1, naming the transaction and the settings to raise
+    auto code = daemon.waitExit(300s);
+    INFO(tail(daemon.log()));
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    CHECK(daemon.log().find("has kept the Kafka transaction open") != std::string::npos);
+    CHECK(daemon.log().find("Raise sink.kafka.properties.transaction.timeout.ms") != std::string::npos);
+    CHECK(daemon.log().find("(sink_transaction_too_long)") != std::string::npos);
+    // AND the slot was not confirmed past the large transaction
+    CHECK(confirmedFlush(pg, db.name) < after_big);
+    // AND a read_committed consumer sees the 10 events and none of the aborted transaction's
+    KafkaReader reader(topicsFor("it_eos_big"), "", kReadCommitted);
+    auto records = reader.readUntil(10, 60s);
+    auto extra = reader.drain(5s);
+    CHECK(records.size() == 10);
+    CHECK(extra.empty());
+}

@@ -212,13 +212,13 @@ std::expected<void, Error> Relay::Session::maybeCommitTransaction(bool force) {
         return std::unexpected(Error{
             ErrorKind::SinkTransactionTooLong,
             fmt::format("exactly-once: the PostgreSQL transaction committed at {} has kept the Kafka transaction "
-                        "open for {} s, close to transaction.timeout.ms ({} ms), after which the broker aborts it; a "
+                        "open for {} ms, close to transaction.timeout.ms ({} ms), after which the broker aborts it; a "
                         "PostgreSQL transaction is never split, so retrying meets it again. The Kafka transaction "
                         "was aborted and nothing past {} is confirmed. Raise "
                         "sink.kafka.properties.transaction.timeout.ms (at most the broker's "
                         "transaction.max.timeout.ms, 900000 by default), or deliver this backlog with delivery: "
                         "at-least-once",
-                        txn, std::chrono::duration_cast<std::chrono::seconds>(age).count(),
+                        txn, std::chrono::duration_cast<std::chrono::milliseconds>(age).count(),
                         sink_->transactionTimeout().count(), committed_position_)});
     }
     if (!force && age < config_.kafka.transaction_interval &&
