@@ -78,3 +78,13 @@ TEST_CASE("the check builds no Kerberos producer, so it runs no kinit", "[sink][
     CHECK(::access(marker.c_str(), F_OK) != 0);
     std::remove(marker.c_str());
 }
+
+TEST_CASE("in exactly-once mode the check refuses what a transactional producer refuses", "[sink][rules]") {
+    // librdkafka: an explicit socket.timeout.ms must stay below transaction.timeout.ms.
+    auto config = withProperties({{"transaction.timeout.ms", "1000"}, {"socket.timeout.ms", "60000"}});
+    CHECK_FALSE(sink::checkProducerProperties(config).has_value());
+    config.delivery = config::Delivery::ExactlyOnce;
+    const auto problem = sink::checkProducerProperties(config);
+    REQUIRE(problem.has_value());
+    CHECK_THAT(problem->message, Catch::Contains("socket.timeout.ms"));
+}

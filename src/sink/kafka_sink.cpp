@@ -411,6 +411,14 @@ std::optional<PropertyError> checkProducerProperties(const config::KafkaConfig& 
     // but never connects anywhere.
     rd_kafka_conf_set_log_cb(conf, &discardLog);
     std::array<char, 512> errstr{};
+    // Exactly-once: a transactional producer has rules of its own (timeouts within
+    // transaction.timeout.ms); the id here is a placeholder, nothing is initialised.
+    if (config.delivery == config::Delivery::ExactlyOnce &&
+        rd_kafka_conf_set(conf, "transactional.id", "outboxd-check-config", errstr.data(), errstr.size()) !=
+            RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return PropertyError{"", fmt::format("sink.kafka.delivery: exactly-once: {}", errstr.data())};
+    }
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr.data(), errstr.size());
     if (rk == nullptr) {
         rd_kafka_conf_destroy(conf);
