@@ -67,11 +67,12 @@ TEST_CASE("a partitioner that does not map a key to one partition is refused, na
     }
 }
 
-TEST_CASE("transactional.id is refused until exactly-once gives it a meaning", "[config][rules]") {
+TEST_CASE("transactional.id is refused: outboxd sets it in exactly-once mode", "[config][rules]") {
     const auto e = onlyError(withKafka("k:9092", "      transactional.id: outboxd-1\n"));
     CHECK((e.line == 8 && e.column == 7));
-    CHECK_THAT(e.message, Catch::Contains("sink.kafka.properties.transactional.id: outboxd does not use Kafka "
-                                          "transactions"));
+    CHECK_THAT(e.message, Catch::Contains("sink.kafka.properties.transactional.id: outboxd sets the "
+                                          "transactional id itself"));
+    CHECK_THAT(e.message, Catch::Contains("sink.kafka.delivery: exactly-once"));
     CHECK_THAT(e.message, Catch::Contains("remove this property"));
 }
 
@@ -206,4 +207,29 @@ TEST_CASE("badly quoted names are refused with the reason", "[config][rules][ide
     CHECK_THAT(parseTemplate("{\"Agg}").error(), Catch::Contains("not closed"));
     CHECK_THAT(parseTemplate("{\"Agg\"x}").error(), Catch::Contains("close it with '}' right after"));
     CHECK_THAT(parseTemplate("{\"\"}").error(), Catch::Contains("must not be empty"));
+}
+
+TEST_CASE("exactly-once delivery and its keys are read; at-least-once stays the default", "[config][rules]") {
+    const Config d = parseOk(withKafka("k:9092"));
+    CHECK(d.kafka.delivery == Delivery::AtLeastOnce);
+    CHECK(d.kafka.transactional_id.empty());
+    CHECK(d.kafka.checkpoint_topic == "outboxd.checkpoints");
+    CHECK(d.kafka.transaction_interval == std::chrono::milliseconds{100});
+    CHECK(d.kafka.transaction_max_events == 10000);
+
+    std::string yaml = withKafka("k:9092") +
+                       "    delivery: exactly-once\n    transactional_id: relay-a\n"
+                       "    checkpoint_topic: cp\n    transaction_interval_ms: 250\n    transaction_max_events: 42\n";
+    const Config c = parseOk(yaml);
+    CHECK(c.kafka.delivery == Delivery::ExactlyOnce);
+    CHECK(c.kafka.transactional_id == "relay-a");
+    CHECK(c.kafka.checkpoint_topic == "cp");
+    CHECK(c.kafka.transaction_interval == std::chrono::milliseconds{250});
+    CHECK(c.kafka.transaction_max_events == 42);
+
+    CHECK_THAT(onlyError(withKafka("k:9092") + "    delivery: exactly_once\n").message,
+               Catch::Contains("exactly-once"));
+    CHECK_THAT(onlyError(withKafka("k:9092") + "    checkpoint_topic: \"\"\n").message,
+               Catch::Contains("sink.kafka.checkpoint_topic: give a topic name"));
+    CHECK(onlyError(withKafka("k:9092") + "    transaction_interval_ms: 0\n").line == 7);
 }

@@ -611,3 +611,46 @@ TEST_CASE("a non-transactional logical message with a listed prefix is refused, 
         CHECK(f.pipeline.confirmed() >= cdc::Lsn{0x5000});
     }
 }
+
+namespace {
+std::uint64_t beginFinalLsn() {
+    // Begin: 'B', final (commit) LSN, commit time, xid.
+    auto bytes = golden("v1-begin");
+    std::uint64_t lsn = 0;
+    for (int i = 1; i < 9; ++i) lsn = (lsn << 8) | std::to_integer<std::uint64_t>(bytes[static_cast<std::size_t>(i)]);
+    return lsn;
+}
+}  // namespace
+
+TEST_CASE("exactly-once restart: a transaction at or below the checkpoint is skipped, counted, and confirmable",
+          "[pipeline][eos]") {
+    const std::uint64_t commit_lsn = beginFinalLsn();
+    REQUIRE(commit_lsn > 0);
+    Fixture f;
+    f.pipeline.setSkipRule(cdc::SkipRule(cdc::CheckpointRecord{7, cdc::Lsn{commit_lsn}, cdc::Lsn{commitEnd()}}));
+    CHECK(f.pipeline.atTransactionBoundary());
+    feedFirstTransaction(f);
+    CHECK(f.sink.produced.empty());
+    CHECK(f.pipeline.skippedTransactions() == 1);
+    CHECK(f.pipeline.atTransactionBoundary());
+    CHECK(f.pipeline.confirmed() == cdc::Lsn{commitEnd()});
+    CHECK(f.pipeline.lastCommit().commit_lsn == cdc::Lsn{commit_lsn});
+    CHECK(f.pipeline.lastCommit().end_lsn == cdc::Lsn{commitEnd()});
+    CHECK_THAT(f.metricsText(), Catch::Contains("checkpointed_transaction"));
+}
+
+TEST_CASE("exactly-once restart: a transaction committed after the checkpoint is delivered", "[pipeline][eos]") {
+    const std::uint64_t commit_lsn = beginFinalLsn();
+    Fixture f;
+    f.pipeline.setSkipRule(cdc::SkipRule(cdc::CheckpointRecord{7, cdc::Lsn{commit_lsn - 1}, cdc::Lsn{commit_lsn}}));
+    f.feed(xlog(0x1000, golden("v1-begin")));
+    CHECK_FALSE(f.pipeline.atTransactionBoundary());
+    CHECK(f.pipeline.openCommitLsn() == cdc::Lsn{commit_lsn});
+    f.feed(xlog(0, golden("v1-relation-outbox")));
+    f.feed(xlog(0x1010, golden("v1-insert")));
+    f.feed(xlog(0x1020, golden("v1-insert-null")));
+    f.feed(xlog(commitEnd(), golden("v1-commit")));
+    CHECK(f.sink.produced.size() == 2);
+    CHECK(f.pipeline.skippedTransactions() == 0);
+    CHECK(f.pipeline.lastCommit().end_lsn == cdc::Lsn{commitEnd()});
+}

@@ -36,7 +36,7 @@ TEST_CASE("the producer accepts what the configuration check accepts", "[sink][r
 TEST_CASE("the producer and the check refuse the same properties", "[sink][rules]") {
     const auto [name, value, expected] = GENERATE(table<std::string, std::string, std::string>({
         {"partitioner", "random", "does not map"},
-        {"transactional.id", "t1", "does not use Kafka transactions"},
+        {"transactional.id", "t1", "sets the transactional id itself"},
         {"enable.idempotence", "false", "idempotent producer"},
         {"delivery.report.only.error", "true", "must stay false"},
         {"linger.mss", "5", "sink.kafka.properties.linger.mss"},
@@ -77,4 +77,14 @@ TEST_CASE("the check builds no Kerberos producer, so it runs no kinit", "[sink][
     CHECK_FALSE(checked.has_value());
     CHECK(::access(marker.c_str(), F_OK) != 0);
     std::remove(marker.c_str());
+}
+
+TEST_CASE("in exactly-once mode the check refuses what a transactional producer refuses", "[sink][rules]") {
+    // librdkafka: an explicit socket.timeout.ms must stay below transaction.timeout.ms.
+    auto config = withProperties({{"transaction.timeout.ms", "1000"}, {"socket.timeout.ms", "60000"}});
+    CHECK_FALSE(sink::checkProducerProperties(config).has_value());
+    config.delivery = config::Delivery::ExactlyOnce;
+    const auto problem = sink::checkProducerProperties(config);
+    REQUIRE(problem.has_value());
+    CHECK_THAT(problem->message, Catch::Contains("socket.timeout.ms"));
 }

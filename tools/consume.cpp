@@ -4,7 +4,11 @@
 //
 //   outboxd-consume --brokers HOST:PORT --topic T [--topic T2 ...] [--count N] [--timeout-ms MS]
 //                   [--idle-ms MS] [--from beginning|end] [--format text|json|latency|count]
-//                   [--latency-from commit-time|payload-ts]
+//                   [--latency-from commit-time|payload-ts] [--isolation read_committed|read_uncommitted]
+//
+// --isolation read_committed (the default, librdkafka's) shows only records of committed Kafka
+// transactions, as a consumer of outboxd's exactly-once mode must read; read_uncommitted also
+// shows records of aborted ones.
 //
 // --format latency prints one summary line: latency percentiles, receipt wall-clock time minus
 // the event's time. --latency-from commit-time (the default) takes the event's
@@ -47,13 +51,14 @@ struct Options {
     bool from_end = false;
     std::string format = "text";
     bool latency_from_payload = false;
+    std::string isolation = "read_committed";
 };
 
 [[noreturn]] void usage(const std::string& message) {
     fmt::print(stderr,
                "outboxd-consume: {}\nusage: outboxd-consume --brokers HOST:PORT --topic T [--topic T ...] "
                "[--count N] [--timeout-ms MS] [--idle-ms MS] [--from beginning|end] [--format text|json|latency|count] "
-               "[--latency-from commit-time|payload-ts]\n",
+               "[--latency-from commit-time|payload-ts] [--isolation read_committed|read_uncommitted]\n",
                message);
     std::exit(2);
 }
@@ -107,6 +112,12 @@ int main(int argc, char** argv) {
         else if (a == "--idle-ms") opt.idle_ms = std::stol(value());
         else if (a == "--from") opt.from_end = value() == "end";
         else if (a == "--format") opt.format = value();
+        else if (a == "--isolation") {
+            opt.isolation = value();
+            if (opt.isolation != "read_committed" && opt.isolation != "read_uncommitted") {
+                usage("--isolation is read_committed or read_uncommitted");
+            }
+        }
         else if (a == "--latency-from") {
             std::string from = value();
             if (from != "commit-time" && from != "payload-ts") usage("--latency-from is commit-time or payload-ts");
@@ -120,6 +131,7 @@ int main(int argc, char** argv) {
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", opt.brokers.c_str(), err, sizeof err);
     rd_kafka_conf_set(conf, "group.id", "outboxd-consume", err, sizeof err);
+    rd_kafka_conf_set(conf, "isolation.level", opt.isolation.c_str(), err, sizeof err);
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
     rd_kafka_conf_set(conf, "fetch.wait.max.ms", "5", err, sizeof err);
     rd_kafka_conf_set(conf, "fetch.error.backoff.ms", "10", err, sizeof err);

@@ -223,6 +223,21 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
             [&](pg::Begin& begin) -> std::expected<void, Error> {
                 if (open_txn_) return unexpected("Begin inside a transaction");
                 open_txn_ = checkpointer_.begin(begin.commit_time);
+                skipping_ = skip_rule_.skip(begin.final_lsn);
+                if (skipping_) {
+                    ++skipped_txns_;
+                    metrics_.skippedChange("checkpointed_transaction");
+                    if (skipped_txns_ == 1) {
+                        spdlog::info("skipping the transaction committed at {} (xid {}): Kafka already holds it (the "
+                                     "checkpoint's commit LSN is {}); every transaction up to there is skipped",
+                                     begin.final_lsn, begin.xid.value, skip_rule_.commitLsn());
+                    }
+                } else if (skipped_txns_ > 0 && !logged_skips_) {
+                    logged_skips_ = true;
+                    spdlog::info("skipped {} transactions that Kafka already held; delivering from the one committed "
+                                 "at {}",
+                                 skipped_txns_, begin.final_lsn);
+                }
                 change_ctx_.commit_lsn = begin.final_lsn;
                 change_ctx_.xid = begin.xid;
                 change_ctx_.commit_time = begin.commit_time;
@@ -232,6 +247,8 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
                 if (!open_txn_) return unexpected("Commit outside a transaction");
                 auto ok = checkpointer_.commit(*open_txn_, commit.end_lsn);
                 open_txn_.reset();
+                skipping_ = false;
+                last_commit_ = LastCommit{change_ctx_.commit_lsn, commit.end_lsn};
                 if (!ok) return std::unexpected(Error{ErrorKind::InvariantViolated, ok.error()});
                 return {};
             },
@@ -250,7 +267,7 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
             },
             [&](pg::Insert& insert) -> std::expected<void, Error> {
                 if (!open_txn_) return unexpected("Insert outside a transaction");
-                if (!router_.isOutbox(insert.relation)) return {};
+                if (!router_.isOutbox(insert.relation) || skipping_) return {};
                 change_ctx_.lsn = lsn;
                 return routeInsert(insert, lsn);
             },
@@ -292,6 +309,7 @@ std::expected<void, Error> Pipeline::handleMessage(cdc::pgoutput::Message& messa
                     }
                     return {};
                 }
+                if (skipping_ && m.transactional) return {};
                 return handleEventMessage(m, lsn);
             },
             [&](pg::Origin&) -> std::expected<void, Error> { return {}; },

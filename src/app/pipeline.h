@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cdc/checkpoint.h"
 #include "cdc/checkpointer.h"
 #include "cdc/pgoutput/decoder.h"
 #include "common/error.h"
@@ -33,6 +34,25 @@ public:
 
     // The typed-payload set used from the next row on (nullptr: none). Not owned.
     void setTypedPayloads(outbox::payload::TypedPayloads* set) { router_.setTypedPayloads(set); }
+
+    // Exactly-once mode: transactions that Kafka already holds (commit LSN at or below the
+    // checkpoint's) are skipped, their rows neither routed nor produced.
+    void setSkipRule(cdc::SkipRule rule) { skip_rule_ = rule; }
+    [[nodiscard]] std::uint64_t skippedTransactions() const { return skipped_txns_; }
+
+    // The last PostgreSQL transaction whose Commit arrived: Begin's commit LSN and the end LSN
+    // (invalid before the first).
+    struct LastCommit {
+        cdc::Lsn commit_lsn;
+        cdc::Lsn end_lsn;
+    };
+    [[nodiscard]] LastCommit lastCommit() const { return last_commit_; }
+    // True between PostgreSQL transactions: nothing of an open one received, held or waiting.
+    [[nodiscard]] bool atTransactionBoundary() const {
+        return !open_txn_ && !held_ && dead_letters_.empty() && !own_commit_;
+    }
+    // Commit LSN of the transaction being received (invalid when none).
+    [[nodiscard]] cdc::Lsn openCommitLsn() const { return open_txn_ ? change_ctx_.commit_lsn : cdc::Lsn{}; }
 
     // Handles one CopyData frame from the server (XLogData or keepalive).
     [[nodiscard]] std::expected<void, Error> handleFrame(std::span<const std::byte> frame);
@@ -108,6 +128,12 @@ private:
     // Invariant: never decreases (XLogData for Relation messages carries LSN 0).
     cdc::Lsn server_wal_end_;
     bool reply_requested_ = false;
+    cdc::SkipRule skip_rule_{std::nullopt};
+    // Set between Begin and Commit of a transaction the skip rule skips.
+    bool skipping_ = false;
+    std::uint64_t skipped_txns_ = 0;
+    bool logged_skips_ = false;
+    LastCommit last_commit_;
     std::uint64_t skips_logged_ = 0;
     std::uint64_t updates_skipped_ = 0;
     bool warned_messages_ = false;

@@ -52,6 +52,9 @@ std::string_view stageOf(ErrorKind kind) {
         case ErrorKind::SinkFatal:
         case ErrorKind::SinkRejected:
         case ErrorKind::SinkAuthentication:
+        case ErrorKind::SinkFenced:
+        case ErrorKind::SinkTransactionTooLong:
+        case ErrorKind::CheckpointInvalid:
             return "sending";
     }
     return "unknown";
@@ -102,6 +105,15 @@ public:
     [[nodiscard]] cdc::Lsn lastConfirmed() const { return last_sent_confirmed_; }
 
 private:
+    std::expected<void, Error> runStreaming(bool& streamed, bool allow_create_slot);
+    // Exactly-once mode: reads the slot's checkpoint and hands the skip rule to the pipeline.
+    std::expected<void, Error> loadCheckpoint(const cdc::StreamInfo& info);
+    // Exactly-once mode: commits the open Kafka transaction, with the checkpoint record, when it
+    // is due (or `force`) and no PostgreSQL transaction is half received; stops the relay when a
+    // PostgreSQL transaction keeps it open towards transaction.timeout.ms.
+    std::expected<void, Error> maybeCommitTransaction(bool force);
+    // Exactly-once mode: how long the loop may wait before a commit falls due.
+    [[nodiscard]] std::chrono::milliseconds untilCommitDue() const;
     std::expected<void, Error> sendStatus(bool reply_requested = false);
     std::expected<void, Error> maybeSendStatus();
     void updateGauges();
@@ -123,9 +135,120 @@ private:
 
     cdc::Lsn last_sent_confirmed_;
     ConfirmPacer pacer_;
+
+    // Exactly-once mode (sink.kafka.delivery: exactly-once).
+    bool eos_ = false;
+    std::string transactional_id_;
+    std::uint64_t system_identifier_ = 0;
+    // Invariant (exactly-once): nothing past this LSN is confirmed while a Kafka transaction is
+    // open or after one was aborted; it moves only when a Kafka commit succeeded.
+    cdc::Lsn committed_position_;
+    bool aborted_ = false;
 };
 
 std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create_slot) {
+    auto result = runStreaming(streamed, allow_create_slot);
+    if (eos_ && sink_ != nullptr && sink_->transactionOpen()) {
+        aborted_ = true;
+        if (auto aborted = sink_->abortTransaction(); !aborted) {
+            if (aborted.error().kind == ErrorKind::SinkFenced) return std::unexpected(aborted.error());
+            spdlog::warn("{}", aborted.error().message);
+        }
+    }
+    return result;
+}
+
+std::expected<void, Error> Relay::Session::loadCheckpoint(const cdc::StreamInfo& info) {
+    const auto& topic = config_.kafka.checkpoint_topic;
+    if (auto ok = sink_->ensureCompactedTopic(topic); !ok) return ok;
+    auto value = sink::readLatestCommitted(config_.kafka, topic, config_.postgres.slot, std::chrono::seconds{60});
+    if (!value) return std::unexpected(value.error());
+    std::optional<cdc::CheckpointRecord> checkpoint;
+    if (*value && !(*value)->empty()) {
+        const auto* data = reinterpret_cast<const std::byte*>((*value)->data());
+        auto decoded = cdc::decodeCheckpoint(std::span<const std::byte>(data, (*value)->size()));
+        if (!decoded) {
+            return std::unexpected(Error{ErrorKind::CheckpointInvalid,
+                                         fmt::format("the checkpoint of slot {} on topic {}: {}",
+                                                     config_.postgres.slot, topic, decoded.error())});
+        }
+        checkpoint = *decoded;
+    }
+    cdc::SkipRule rule(checkpoint);
+    if (auto ok = rule.checkServer(system_identifier_, info.server_flush); !ok) {
+        return std::unexpected(Error{ErrorKind::CheckpointInvalid,
+                                     fmt::format("slot {}, checkpoint topic {}: {}", config_.postgres.slot, topic,
+                                                 ok.error())});
+    }
+    if (checkpoint) {
+        spdlog::info("exactly-once: Kafka holds slot {} up to the transaction committed at {} (end {}); the slot is "
+                     "at {}, transactions at or below the checkpoint are skipped",
+                     config_.postgres.slot, checkpoint->commit_lsn, checkpoint->end_lsn, info.start_lsn);
+    } else {
+        spdlog::info("exactly-once: no checkpoint of slot {} on topic {} yet", config_.postgres.slot, topic);
+    }
+    pipeline_->setSkipRule(rule);
+    return {};
+}
+
+std::chrono::milliseconds Relay::Session::untilCommitDue() const {
+    if (!eos_ || !sink_->transactionOpen()) return std::chrono::milliseconds{100};
+    auto due = sink_->transactionStarted() + config_.kafka.transaction_interval;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - Clock::now());
+    return std::max(left, std::chrono::milliseconds{0});
+}
+
+std::expected<void, Error> Relay::Session::maybeCommitTransaction(bool force) {
+    if (!eos_ || !sink_->transactionOpen()) return {};
+    const auto age = Clock::now() - sink_->transactionStarted();
+    if (!pipeline_->atTransactionBoundary()) {
+        const auto limit = sink_->transactionTimeout() - sink_->transactionTimeout() / 10;
+        if (age < limit) return {};
+        const cdc::Lsn txn = pipeline_->openCommitLsn();
+        aborted_ = true;
+        if (auto aborted = sink_->abortTransaction(); !aborted && aborted.error().kind == ErrorKind::SinkFenced) {
+            return std::unexpected(aborted.error());
+        }
+        return std::unexpected(Error{
+            ErrorKind::SinkTransactionTooLong,
+            fmt::format("exactly-once: the PostgreSQL transaction committed at {} has kept the Kafka transaction "
+                        "open for {} ms, close to transaction.timeout.ms ({} ms), after which the broker aborts it; a "
+                        "PostgreSQL transaction is never split, so retrying meets it again. The Kafka transaction "
+                        "was aborted and nothing past {} is confirmed. Raise "
+                        "sink.kafka.properties.transaction.timeout.ms (at most the broker's "
+                        "transaction.max.timeout.ms, 900000 by default), or deliver this backlog with delivery: "
+                        "at-least-once",
+                        txn, std::chrono::duration_cast<std::chrono::milliseconds>(age).count(),
+                        sink_->transactionTimeout().count(), committed_position_)});
+    }
+    if (!force && age < config_.kafka.transaction_interval &&
+        sink_->transactionRecords() < static_cast<std::size_t>(config_.kafka.transaction_max_events)) {
+        return {};
+    }
+    const auto last = pipeline_->lastCommit();
+    if (!last.end_lsn.isValid() || last.end_lsn <= last.commit_lsn) {
+        return std::unexpected(Error{ErrorKind::InvariantViolated,
+                                     fmt::format("exactly-once: no complete PostgreSQL transaction to checkpoint "
+                                                 "(commit {}, end {})",
+                                                 last.commit_lsn, last.end_lsn)});
+    }
+    const auto bytes = cdc::encodeCheckpoint({system_identifier_, last.commit_lsn, last.end_lsn});
+    outbox::OutboxEvent record;
+    record.topic = config_.kafka.checkpoint_topic;
+    record.key = config_.postgres.slot;
+    record.value.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    const std::size_t records = sink_->transactionRecords();
+    if (auto ok = sink_->commitTransaction(record); !ok) {
+        aborted_ = true;
+        return ok;
+    }
+    committed_position_ = last.end_lsn;
+    spdlog::debug("Kafka transaction committed: {} records, checkpoint {} (end {})", records, last.commit_lsn,
+                  last.end_lsn);
+    return pipeline_->serveDeliveries(std::chrono::milliseconds{0});
+}
+
+std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool allow_create_slot) {
     streamed = false;
     cdc::StreamOptions options{config_.postgres.dsn,
                                config_.postgres.slot,
@@ -145,14 +268,27 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
     metrics_.setConnecting(false);
     if (!stream) return std::unexpected(stream.error());
     stream_ = std::move(*stream);
+    const auto& info = stream_->info();
+    eos_ = config_.kafka.delivery == config::Delivery::ExactlyOnce;
+    if (eos_) {
+        system_identifier_ = std::strtoull(info.system_id.c_str(), nullptr, 10);
+        transactional_id_ = config_.kafka.transactional_id.empty()
+                                ? fmt::format("outboxd-{}-{}", info.system_id, config_.postgres.slot)
+                                : config_.kafka.transactional_id;
+        committed_position_ = info.start_lsn;
+    }
     // The producer comes after the slot is ours: a standby retrying a slot in use builds none.
-    auto sink = sink::KafkaSink::create(config_.kafka);
+    // In exactly-once mode its init_transactions fences an older producer with the same id and
+    // aborts what that one left open, before the checkpoint is read.
+    auto sink = sink::KafkaSink::create(config_.kafka, transactional_id_);
     if (!sink) return std::unexpected(sink.error());
     sink_ = std::move(*sink);
-    const auto& info = stream_->info();
     relay_.system_id_ = info.system_id;
     relay_.timeline_ = info.timeline;
     pipeline_ = std::make_unique<Pipeline>(config_, *sink_, metrics_, info.proto_version, info.start_lsn);
+    if (eos_) {
+        if (auto ok = loadCheckpoint(info); !ok) return ok;
+    }
     pipeline_->setTypedPayloads(relay_.payloads_ != nullptr ? relay_.payloads_->current() : nullptr);
     last_sent_confirmed_ = info.start_lsn;
     streamed = true;
@@ -175,6 +311,7 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
         }
         if (relay_.stop_requested_.load(std::memory_order_relaxed)) {
             spdlog::info("stop requested: delivering {} in-flight events, then confirming", sink_->inFlight());
+            if (auto ok = maybeCommitTransaction(true); !ok) spdlog::warn("at stop: {}", ok.error().message);
             drainAndConfirm(config_.kafka.shutdown_timeout);
             stream_->close();
             metrics_.setStreaming(false);
@@ -196,7 +333,9 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
                 if (!isRetriable(ok.error().kind)) drainAndConfirm(config_.kafka.shutdown_timeout);
                 return std::unexpected(ok.error());
             }
+            if (auto ok = maybeCommitTransaction(false); !ok) return ok;
         }
+        if (auto ok = maybeCommitTransaction(false); !ok) return ok;
         if (auto ok = maybeSendStatus(); !ok) return std::unexpected(ok.error());
         updateGauges();
         maybeReloadPayloads();
@@ -217,7 +356,8 @@ std::expected<void, Error> Relay::Session::run(bool& streamed, bool allow_create
         if (read_any && !pipeline_->blocked()) continue;
 
         auto until_status = pacer_.untilDue(Clock::now(), confirmable());
-        int timeout_ms = static_cast<int>(std::clamp<std::int64_t>(until_status.count(), 0, 100));
+        int timeout_ms = static_cast<int>(
+            std::clamp<std::int64_t>(std::min(until_status, untilCommitDue()).count(), 0, 100));
         std::array<pollfd, 2> fds{};
         nfds_t n = 0;
         fds[n++] = pollfd{sink_->eventFd(), POLLIN, 0};
@@ -237,6 +377,8 @@ std::expected<void, Error> Relay::Session::maybeSendStatus() {
 
 cdc::Lsn Relay::Session::confirmable() const {
     cdc::Lsn confirmed = pipeline_->confirmed();
+    // Exactly-once: an acknowledged record is not in Kafka until its transaction commits.
+    if (eos_ && (aborted_ || sink_->transactionOpen())) confirmed = std::min(confirmed, committed_position_);
     if (publication_watch_ != nullptr) confirmed = std::min(confirmed, publication_watch_->verified());
     return std::max(confirmed, last_sent_confirmed_);
 }
@@ -293,6 +435,10 @@ void Relay::Session::drainAndConfirm(std::chrono::milliseconds timeout) {
     if (sink_->inFlight() > 0) {
         spdlog::warn("{} events were still in flight after {} ms; they are not confirmed and will be sent again",
                      sink_->inFlight(), timeout.count());
+    }
+    if (eos_ && sink_->transactionOpen()) {
+        aborted_ = true;
+        if (auto aborted = sink_->abortTransaction(); !aborted) spdlog::warn("{}", aborted.error().message);
     }
     // A fresh check of the publication, so the final confirmation reaches what was delivered.
     if (publication_watch_ != nullptr && !publication_watch_->failure()) publication_watch_->checkNow(2000ms);

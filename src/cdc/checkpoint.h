@@ -1,5 +1,5 @@
 #pragma once
-// Exactly-once mode's position (issue 10; not wired into the relay yet): the record each Kafka
+// Exactly-once mode's position (issue 10; used by app::Relay's sessions): the record each Kafka
 // transaction writes to the compacted checkpoint topic, keyed by slot, and the rule that decides
 // on restart which PostgreSQL transactions Kafka already holds.
 //
@@ -66,6 +66,8 @@ public:
 
     // The position Kafka holds, for the slot: the checkpoint's end LSN (invalid when none).
     [[nodiscard]] Lsn position() const { return checkpoint_ ? checkpoint_->end_lsn : Lsn{}; }
+    // The checkpoint's commit LSN (invalid when none).
+    [[nodiscard]] Lsn commitLsn() const { return checkpoint_ ? checkpoint_->commit_lsn : Lsn{}; }
 
 private:
     std::optional<CheckpointRecord> checkpoint_;

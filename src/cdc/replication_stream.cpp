@@ -238,6 +238,7 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     }
     info.system_id = PQgetvalue(ident->get(), 0, 0);
     info.timeline = static_cast<std::uint32_t>(std::strtoul(PQgetvalue(ident->get(), 0, 1), nullptr, 10));
+    info.server_flush = Lsn::parse(PQgetvalue(ident->get(), 0, 2)).value_or(Lsn{});
     if (auto other = checkSameSystem(options.expected_system_id, info.system_id)) {
         return std::unexpected(Error{ErrorKind::SlotMismatch, *other});
     }

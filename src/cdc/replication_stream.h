@@ -59,6 +59,7 @@ struct StreamInfo {
     bool messages = false;  // logical decoding messages requested (PG14+)
     std::string system_id;
     std::uint32_t timeline = 0;  // IDENTIFY_SYSTEM's timeline
+    Lsn server_flush;       // IDENTIFY_SYSTEM's xlogpos: the server's WAL flush position at connect
     Lsn start_lsn;          // the slot's confirmed_flush_lsn when streaming started
     bool slot_created = false;
     // Twice the server's wal_sender_timeout (at least 10 s); 0 when it is disabled. A session

@@ -29,6 +29,9 @@ enum class ErrorKind {
     SinkFatal,            // librdkafka raised a fatal error (idempotence state lost)
     SinkRejected,         // Kafka refused a message for good (too large, invalid topic)
     SinkAuthentication,   // the broker refused outboxd's credentials (SASL)
+    SinkFenced,           // exactly-once: another producer with the same transactional.id took over
+    SinkTransactionTooLong,  // exactly-once: one PostgreSQL transaction outlives transaction.timeout.ms
+    CheckpointInvalid,    // exactly-once: the checkpoint record cannot be read or is another cluster's
     InvariantViolated,    // an LSN went backwards where it must not
 };
 
@@ -54,6 +57,9 @@ enum class ErrorKind {
         case ErrorKind::SinkCreate:
         case ErrorKind::SinkRejected:
         case ErrorKind::SinkAuthentication:
+        case ErrorKind::SinkFenced:
+        case ErrorKind::SinkTransactionTooLong:
+        case ErrorKind::CheckpointInvalid:
         case ErrorKind::InvariantViolated:
             return false;
     }
@@ -81,6 +87,9 @@ enum class ErrorKind {
         case ErrorKind::SinkFatal: return "sink_fatal";
         case ErrorKind::SinkRejected: return "sink_rejected";
         case ErrorKind::SinkAuthentication: return "sink_authentication";
+        case ErrorKind::SinkFenced: return "sink_fenced";
+        case ErrorKind::SinkTransactionTooLong: return "sink_transaction_too_long";
+        case ErrorKind::CheckpointInvalid: return "checkpoint_invalid";
         case ErrorKind::InvariantViolated: return "invariant_violated";
     }
     return "unknown";

@@ -860,7 +860,7 @@ void readAdditionalFields(Reader& r, const Section& routing, std::vector<Additio
     // replaces outboxd's. The id header is the event id and keeps it.
     const Field* field = r.lookup(routing, "additional_fields");
     for (const auto child : childrenOf(kPath)) {
-        r.lookup(Section{.path = std::string(kPath)}, child);
+        r.lookup(Section{.path = std::string(kPath), .anchor = {}, .broken = false, .fields = {}}, child);
     }
     if (field == nullptr || field->value.IsNull()) {
         return;
@@ -1087,6 +1087,22 @@ void readKafka(Reader& r, const Section& root, KafkaConfig& out) {
     if (auto v = r.integer(kafka, "shutdown_timeout_ms")) {
         out.shutdown_timeout = std::chrono::milliseconds{*v};
     }
+    static constexpr std::array<std::pair<std::string_view, Delivery>, 2> kDeliveries{{
+        {"at-least-once", Delivery::AtLeastOnce},
+        {"exactly-once", Delivery::ExactlyOnce},
+    }};
+    if (auto v = readEnum(r, kafka, "delivery", kDeliveries)) out.delivery = *v;
+    if (auto v = r.string(kafka, "transactional_id")) out.transactional_id = std::move(*v);
+    if (auto v = r.string(kafka, "checkpoint_topic")) {
+        if (v->empty()) {
+            r.error(r.valuePos(kafka, "checkpoint_topic"),
+                    "sink.kafka.checkpoint_topic: give a topic name (or leave the key out for outboxd.checkpoints)");
+        } else {
+            out.checkpoint_topic = std::move(*v);
+        }
+    }
+    if (auto v = r.integer(kafka, "transaction_interval_ms")) out.transaction_interval = std::chrono::milliseconds{*v};
+    if (auto v = r.integer(kafka, "transaction_max_events")) out.transaction_max_events = *v;
 }
 
 // Empty when `listen` is acceptable, else what is wrong with it.
@@ -1444,9 +1460,9 @@ std::optional<PropertyProblem> checkProducerProperty(std::string_view name, std:
     }
     if (name == "transactional.id") {
         return PropertyProblem{
-            fmt::format("{}: outboxd does not use Kafka transactions (there is no exactly-once mode "
-                        "yet), and with a transactional.id every send would fail; remove this "
-                        "property",
+            fmt::format("{}: outboxd sets the transactional id itself: remove this property, and for "
+                        "Kafka transactions set sink.kafka.delivery: exactly-once (and, to choose the id, "
+                        "sink.kafka.transactional_id)",
                         path),
             true};
     }

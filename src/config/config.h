@@ -118,12 +118,21 @@ struct RoutingConfig {
     bool expand_json_payload = false;
 };
 
+enum class Delivery { AtLeastOnce, ExactlyOnce };
+
 struct KafkaConfig {
     std::string brokers;  // required
     // librdkafka properties, passed through verbatim (values as strings).
     std::map<std::string, std::string> properties;
     // Bounded wait for in-flight deliveries on shutdown.
     std::chrono::milliseconds shutdown_timeout{10000};
+    Delivery delivery = Delivery::AtLeastOnce;
+    // Exactly-once mode only. "" = derived from the system identifier and the slot.
+    std::string transactional_id;
+    std::string checkpoint_topic = "outboxd.checkpoints";
+    // A Kafka transaction is committed at the first PostgreSQL commit after either bound.
+    std::chrono::milliseconds transaction_interval{100};
+    std::int64_t transaction_max_events = 10000;
 };
 
 struct MetricsConfig {

@@ -18,6 +18,7 @@ constexpr std::array<std::string_view, 3> kOnUpdate{"warn", "error", "fatal"};
 constexpr std::array<std::string_view, 2> kNonTransactional{"refuse", "accept"};
 constexpr std::array<std::string_view, 3> kPlacements{"header", "envelope", "partition"};
 constexpr std::array<std::string_view, 2> kHeaderEncodings{"bare", "json"};
+constexpr std::array<std::string_view, 2> kDeliveryModes{"at-least-once", "exactly-once"};
 
 constexpr std::int64_t kHour = 3600000;
 
@@ -103,6 +104,18 @@ constexpr std::array kKeys{
     Key{.path = "sink.kafka.shutdown_timeout_ms", .type = Type::Integer, .default_yaml = "10000",
         .min = 0, .max = 600000,
         .doc = "How long to wait for in-flight deliveries on shutdown."},
+    Key{.path = "sink.kafka.delivery", .type = Type::Enum, .default_yaml = "at-least-once", .choices = kDeliveryModes,
+        .doc = "at-least-once (idempotent producer) or exactly-once (Kafka transactions and a checkpoint topic)."},
+    Key{.path = "sink.kafka.transactional_id", .type = Type::String, .default_yaml = "\"\"",
+        .doc = "exactly-once: the producer's transactional.id; empty: outboxd-<system identifier>-<slot>."},
+    Key{.path = "sink.kafka.checkpoint_topic", .type = Type::String, .default_yaml = "outboxd.checkpoints",
+        .doc = "exactly-once: compacted topic of the checkpoint records, keyed by slot (created when missing)."},
+    Key{.path = "sink.kafka.transaction_interval_ms", .type = Type::Integer, .default_yaml = "100",
+        .min = 1, .max = 60000,
+        .doc = "exactly-once: a Kafka transaction is committed this long after it began (at a PostgreSQL commit)."},
+    Key{.path = "sink.kafka.transaction_max_events", .type = Type::Integer, .default_yaml = "10000",
+        .min = 1, .max = 10000000,
+        .doc = "exactly-once: or once it holds this many events (never splitting a PostgreSQL transaction)."},
     Key{.path = "metrics", .type = Type::Section, .doc = "The HTTP endpoint."},
     Key{.path = "metrics.listen", .type = Type::String, .default_yaml = "\"0.0.0.0:9898\"",
         .doc = "host:port of /metrics, /healthz and /readyz; empty disables it."},

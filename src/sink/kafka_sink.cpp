@@ -89,6 +89,14 @@ struct KafkaSink::Impl {
     bool fatal = false;
     std::string auth_error;  // set by onError on an authentication failure
     std::string brokers;     // sink.kafka.brokers, for the unreachable warning
+    // Exactly-once mode: the transactional id ("" = not transactional) and the open transaction.
+    std::string transactional_id;
+    bool txn_open = false;
+    std::chrono::steady_clock::time_point txn_started{};
+    std::size_t txn_records = 0;
+    std::chrono::milliseconds txn_timeout{60000};
+    // The checkpoint record's delivery failed (its report never reaches the relay).
+    std::string checkpoint_error;
     // Broker reachability from the statistics callback (relay thread). Unknown until the first
     // statistics document.
     std::optional<bool> reachable;
@@ -259,8 +267,14 @@ struct KafkaSink::Impl {
         }
     }
 
+    static constexpr std::uintptr_t kCheckpointToken = ~std::uintptr_t{0};
+
     static void onDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
         auto* self = static_cast<Impl*>(opaque);
+        if (reinterpret_cast<std::uintptr_t>(msg->_private) == kCheckpointToken) {
+            if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) self->checkpoint_error = rd_kafka_err2str(msg->err);
+            return;
+        }
         Delivery d;
         d.token = reinterpret_cast<std::uintptr_t>(msg->_private);
         d.ok = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -404,6 +418,14 @@ std::optional<PropertyError> checkProducerProperties(const config::KafkaConfig& 
     // but never connects anywhere.
     rd_kafka_conf_set_log_cb(conf, &discardLog);
     std::array<char, 512> errstr{};
+    // Exactly-once: a transactional producer has rules of its own (timeouts within
+    // transaction.timeout.ms); the id here is a placeholder, nothing is initialised.
+    if (config.delivery == config::Delivery::ExactlyOnce &&
+        rd_kafka_conf_set(conf, "transactional.id", "outboxd-check-config", errstr.data(), errstr.size()) !=
+            RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return PropertyError{"", fmt::format("sink.kafka.delivery: exactly-once: {}", errstr.data())};
+    }
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr.data(), errstr.size());
     if (rk == nullptr) {
         rd_kafka_conf_destroy(conf);
@@ -414,10 +436,30 @@ std::optional<PropertyError> checkProducerProperties(const config::KafkaConfig& 
     return std::nullopt;
 }
 
+namespace {
+
+bool isFencedCode(rd_kafka_resp_err_t code) {
+    return code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH || code == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+}
+
+Error fencedError(const std::string& transactional_id, std::string_view detail) {
+    return Error{ErrorKind::SinkFenced,
+                 fmt::format("the Kafka producer with transactional.id '{}' was fenced ({}): another outboxd started "
+                             "with the same transactional id (on the same slot of the same database, or with the same "
+                             "sink.kafka.transactional_id) and took over. This one stops; nothing past its last "
+                             "committed checkpoint was confirmed. Run one relay per slot (a second one waits while "
+                             "the slot is in use) or give each relay its own transactional_id",
+                             transactional_id, detail)};
+}
+
+}  // namespace
+
 KafkaSink::KafkaSink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 KafkaSink::~KafkaSink() = default;
 
-std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config::KafkaConfig& config) {
+std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config::KafkaConfig& config,
+                                                                   const std::string& transactional_id) {
     auto impl = std::make_unique<Impl>();
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     std::array<char, 512> errstr{};
@@ -434,10 +476,19 @@ std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config:
     if (auto problem = applyProperties(conf, config)) {
         return fail(std::move(problem->message));
     }
+    if (!transactional_id.empty()) {
+        if (!set("transactional.id", transactional_id)) {
+            return fail(fmt::format("sink.kafka.transactional_id: {}", errstr.data()));
+        }
+        impl->transactional_id = transactional_id;
+        if (auto it = config.properties.find("transaction.timeout.ms"); it != config.properties.end()) {
+            impl->txn_timeout = std::chrono::milliseconds{std::stoll(it->second)};
+        }
+    }
     rd_kafka_conf_set_opaque(conf, impl.get());
     rd_kafka_conf_set_dr_msg_cb(conf, &Impl::onDelivery);
     rd_kafka_conf_set_error_cb(conf, &Impl::onError);
-    rd_kafka_conf_set_log_cb(conf, &Impl::onLog);
+    rd_kafka_conf_set_log_cb(conf, &KafkaSink::Impl::onLog);
     rd_kafka_conf_set_stats_cb(conf, &Impl::onStats);
     impl->brokers = config.brokers;
 
@@ -452,11 +503,44 @@ std::expected<std::unique_ptr<KafkaSink>, Error> KafkaSink::create(const config:
     impl->main_queue = rd_kafka_queue_get_main(rk);
     rd_kafka_queue_io_event_enable(impl->main_queue, impl->pipe_fds[1], "1", 1);
     impl->warmer = std::thread([raw = impl.get()] { raw->warmLoop(); });
-    spdlog::debug("Kafka producer created (librdkafka {})", rd_kafka_version_str());
+    if (!impl->transactional_id.empty()) {
+        rd_kafka_error_t* error = rd_kafka_init_transactions(rk, static_cast<int>(impl->txn_timeout.count()));
+        if (error != nullptr) {
+            const auto code = rd_kafka_error_code(error);
+            std::string detail = rd_kafka_error_string(error);
+            const bool fatal = rd_kafka_error_is_fatal(error);
+            rd_kafka_error_destroy(error);
+            if (isFencedCode(code)) return std::unexpected(fencedError(impl->transactional_id, detail));
+            return std::unexpected(Error{
+                fatal ? ErrorKind::SinkCreate : ErrorKind::SinkDelivery,
+                fmt::format("could not initialise the transactional producer (transactional.id '{}'): {}{}",
+                            impl->transactional_id, detail,
+                            fatal ? "; the brokers must support transactions (Kafka 0.11 or later, "
+                                    "transaction.state.log.replication.factor brokers up) and allow this id"
+                                  : "")});
+        }
+    }
+    spdlog::debug("Kafka producer created (librdkafka {}{})", rd_kafka_version_str(),
+                  impl->transactional_id.empty() ? std::string()
+                                                 : fmt::format(", transactional.id {}", impl->transactional_id));
     return std::unique_ptr<KafkaSink>(new KafkaSink(std::move(impl)));
 }
 
 std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent& event, std::uint64_t token) {
+    if (!impl_->transactional_id.empty() && !impl_->txn_open) {
+        if (rd_kafka_error_t* error = rd_kafka_begin_transaction(impl_->rk); error != nullptr) {
+            const auto code = rd_kafka_error_code(error);
+            std::string detail = rd_kafka_error_string(error);
+            rd_kafka_error_destroy(error);
+            if (isFencedCode(code)) return std::unexpected(fencedError(impl_->transactional_id, detail));
+            return std::unexpected(
+                Error{ErrorKind::SinkFatal, fmt::format("could not begin a Kafka transaction: {}", detail)});
+        }
+        impl_->txn_open = true;
+        impl_->txn_started = std::chrono::steady_clock::now();
+        impl_->txn_records = 0;
+        impl_->checkpoint_error.clear();
+    }
     rd_kafka_topic_t* rkt = impl_->topicHandle(event.topic);
     rd_kafka_headers_t* headers = rd_kafka_headers_new(4 + event.extra_headers.size() + event.field_headers.size());
     // routing.header_encoding: json writes each value as Debezium Server's JSON header format does.
@@ -511,6 +595,7 @@ std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         ++impl_->in_flight;
+        ++impl_->txn_records;
         return ProduceStatus::Queued;
     }
     rd_kafka_headers_destroy(headers);
@@ -523,8 +608,14 @@ std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent
                 fmt::format("event {} is {} bytes, more than the producer's message.max.bytes; raise "
                             "sink.kafka.properties.message.max.bytes and the topic's max.message.bytes, then restart",
                             event.id, event.value.size())});
-        case RD_KAFKA_RESP_ERR__FATAL:
+        case RD_KAFKA_RESP_ERR__FATAL: {
+            std::array<char, 512> buf{};
+            const auto orig = rd_kafka_fatal_error(impl_->rk, buf.data(), buf.size());
+            if (!impl_->transactional_id.empty() && isFencedCode(orig)) {
+                return std::unexpected(fencedError(impl_->transactional_id, buf.data()));
+            }
             return std::unexpected(Error{ErrorKind::SinkFatal, "the Kafka producer is in a fatal state"});
+        }
         case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
             return std::unexpected(Error{
                 ErrorKind::SinkRejected,
@@ -562,6 +653,9 @@ std::expected<void, Error> KafkaSink::poll(std::chrono::milliseconds timeout, st
     if (impl_->fatal) {
         std::array<char, 512> buf{};
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(impl_->rk, buf.data(), buf.size());
+        if (!impl_->transactional_id.empty() && isFencedCode(orig)) {
+            return std::unexpected(fencedError(impl_->transactional_id, buf.data()));
+        }
         return std::unexpected(Error{ErrorKind::SinkFatal,
                                      fmt::format("Kafka producer fatal error {}: {}", rd_kafka_err2name(orig),
                                                  buf.data())});
@@ -570,6 +664,277 @@ std::expected<void, Error> KafkaSink::poll(std::chrono::milliseconds timeout, st
 }
 
 std::size_t KafkaSink::inFlight() const { return impl_->in_flight; }
+
+bool KafkaSink::transactional() const { return !impl_->transactional_id.empty(); }
+bool KafkaSink::transactionOpen() const { return impl_->txn_open; }
+std::chrono::steady_clock::time_point KafkaSink::transactionStarted() const { return impl_->txn_started; }
+std::size_t KafkaSink::transactionRecords() const { return impl_->txn_records; }
+std::chrono::milliseconds KafkaSink::transactionTimeout() const { return impl_->txn_timeout; }
+
+std::expected<void, Error> KafkaSink::abortTransaction() {
+    if (!impl_->txn_open) return {};
+    impl_->txn_open = false;
+    rd_kafka_error_t* error = rd_kafka_abort_transaction(impl_->rk, static_cast<int>(impl_->txn_timeout.count()));
+    if (error == nullptr) {
+        spdlog::info("Kafka transaction aborted ({} records); resuming from the last committed checkpoint",
+                     impl_->txn_records);
+        return {};
+    }
+    const auto code = rd_kafka_error_code(error);
+    std::string detail = rd_kafka_error_string(error);
+    const bool fatal = rd_kafka_error_is_fatal(error);
+    rd_kafka_error_destroy(error);
+    if (isFencedCode(code)) return std::unexpected(fencedError(impl_->transactional_id, detail));
+    if (fatal) {
+        std::array<char, 512> buf{};
+        if (isFencedCode(rd_kafka_fatal_error(impl_->rk, buf.data(), buf.size()))) {
+            return std::unexpected(fencedError(impl_->transactional_id, buf.data()));
+        }
+    }
+    return std::unexpected(Error{ErrorKind::SinkFatal, fmt::format("could not abort the Kafka transaction: {} (the "
+                                                                   "next producer with this id aborts it)",
+                                                                   detail)});
+}
+
+std::expected<void, Error> KafkaSink::commitTransaction(const outbox::OutboxEvent& checkpoint) {
+    if (!impl_->txn_open) return {};
+    rd_kafka_topic_t* rkt = impl_->topicHandle(checkpoint.topic);
+    const auto deadline = std::chrono::steady_clock::now() + impl_->txn_timeout;
+    while (true) {
+        void* opaque = reinterpret_cast<void*>(Impl::kCheckpointToken);
+        const rd_kafka_resp_err_t err =
+            rkt != nullptr
+                ? rd_kafka_producev(impl_->rk, RD_KAFKA_V_RKT(rkt),
+                                    RD_KAFKA_V_KEY(checkpoint.key.data(), checkpoint.key.size()),
+                                    RD_KAFKA_V_VALUE(const_cast<char*>(checkpoint.value.data()), checkpoint.value.size()),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END)
+                : rd_kafka_producev(impl_->rk, RD_KAFKA_V_TOPIC(checkpoint.topic.c_str()),
+                                    RD_KAFKA_V_KEY(checkpoint.key.data(), checkpoint.key.size()),
+                                    RD_KAFKA_V_VALUE(const_cast<char*>(checkpoint.value.data()), checkpoint.value.size()),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && std::chrono::steady_clock::now() < deadline) {
+            rd_kafka_poll(impl_->rk, 50);
+            continue;
+        }
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+            std::array<char, 512> buf{};
+            if (isFencedCode(rd_kafka_fatal_error(impl_->rk, buf.data(), buf.size()))) {
+                return std::unexpected(fencedError(impl_->transactional_id, buf.data()));
+            }
+        }
+        std::string detail = rd_kafka_err2str(err);
+        if (auto aborted = abortTransaction(); !aborted) return aborted;
+        return std::unexpected(Error{ErrorKind::SinkDelivery,
+                                     fmt::format("could not add the checkpoint record to topic {}: {}; the Kafka "
+                                                 "transaction was aborted",
+                                                 checkpoint.topic, detail)});
+    }
+    for (int attempt = 0;; ++attempt) {
+        rd_kafka_error_t* error =
+            rd_kafka_commit_transaction(impl_->rk, static_cast<int>(impl_->txn_timeout.count()));
+        if (error == nullptr) break;
+        const auto code = rd_kafka_error_code(error);
+        std::string detail = rd_kafka_error_string(error);
+        const bool fatal = rd_kafka_error_is_fatal(error);
+        const bool retriable = rd_kafka_error_is_retriable(error);
+        rd_kafka_error_destroy(error);
+        if (isFencedCode(code)) return std::unexpected(fencedError(impl_->transactional_id, detail));
+        if (fatal) {
+            std::array<char, 512> buf{};
+            if (isFencedCode(rd_kafka_fatal_error(impl_->rk, buf.data(), buf.size()))) {
+                return std::unexpected(fencedError(impl_->transactional_id, buf.data()));
+            }
+            impl_->txn_open = false;
+            return std::unexpected(
+                Error{ErrorKind::SinkFatal, fmt::format("committing the Kafka transaction failed for good: {}", detail)});
+        }
+        if (retriable && attempt < 3) continue;
+        if (auto aborted = abortTransaction(); !aborted) return aborted;
+        return std::unexpected(Error{ErrorKind::SinkDelivery,
+                                     fmt::format("committing the Kafka transaction failed ({}); it was aborted",
+                                                 detail)});
+    }
+    impl_->txn_open = false;
+    if (!impl_->checkpoint_error.empty()) {
+        // Cannot happen after a successful commit (every record of it was delivered); kept as a guard.
+        return std::unexpected(Error{ErrorKind::InvariantViolated,
+                                     fmt::format("the checkpoint record failed ({}) in a committed transaction",
+                                                 impl_->checkpoint_error)});
+    }
+    return {};
+}
+
+std::expected<void, Error> KafkaSink::ensureCompactedTopic(const std::string& topic) {
+    std::array<char, 512> errstr{};
+    rd_kafka_NewTopic_t* new_topic = rd_kafka_NewTopic_new(topic.c_str(), 1, -1, errstr.data(), errstr.size());
+    if (new_topic == nullptr) {
+        return std::unexpected(Error{ErrorKind::SinkCreate,
+                                     fmt::format("sink.kafka.checkpoint_topic '{}': {}", topic, errstr.data())});
+    }
+    (void)rd_kafka_NewTopic_set_config(new_topic, "cleanup.policy", "compact");
+    rd_kafka_queue_t* queue = rd_kafka_queue_new(impl_->rk);
+    rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(impl_->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    (void)rd_kafka_AdminOptions_set_operation_timeout(options, 30000, errstr.data(), errstr.size());
+    rd_kafka_CreateTopics(impl_->rk, &new_topic, 1, options, queue);
+    rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 60000);
+    std::expected<void, Error> result{};
+    if (event == nullptr) {
+        result = std::unexpected(Error{ErrorKind::SinkDelivery,
+                                       fmt::format("creating the checkpoint topic {} timed out", topic)});
+    } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        result = std::unexpected(Error{ErrorKind::SinkDelivery, fmt::format("creating the checkpoint topic {}: {}",
+                                                                            topic, rd_kafka_event_error_string(event))});
+    } else {
+        std::size_t count = 0;
+        const rd_kafka_topic_result_t** results =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+        for (std::size_t i = 0; i < count; ++i) {
+            const auto err = rd_kafka_topic_result_error(results[i]);
+            if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                spdlog::info("created the checkpoint topic {} (cleanup.policy=compact)", topic);
+            } else if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            } else if (err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+                       err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED) {
+                spdlog::warn("not allowed to create the checkpoint topic {} ({}); it must exist, with "
+                             "cleanup.policy=compact",
+                             topic, rd_kafka_err2str(err));
+            } else {
+                const char* msg = rd_kafka_topic_result_error_string(results[i]);
+                result = std::unexpected(Error{ErrorKind::SinkDelivery,
+                                               fmt::format("creating the checkpoint topic {}: {}", topic,
+                                                           msg != nullptr ? msg : rd_kafka_err2str(err))});
+            }
+        }
+    }
+    if (event != nullptr) rd_kafka_event_destroy(event);
+    rd_kafka_AdminOptions_destroy(options);
+    rd_kafka_NewTopic_destroy(new_topic);
+    rd_kafka_queue_destroy(queue);
+    return result;
+}
+
+std::expected<std::optional<std::string>, Error> readLatestCommitted(const config::KafkaConfig& config,
+                                                                    const std::string& topic, const std::string& key,
+                                                                    std::chrono::milliseconds timeout) {
+    std::array<char, 512> errstr{};
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    auto fail = [&](ErrorKind kind, std::string message) {
+        return std::unexpected(Error{kind, std::move(message)});
+    };
+    std::vector<std::pair<std::string, std::string>> settings{{"bootstrap.servers", config.brokers}};
+    for (const auto& [name, value] : config.properties) {
+        if (name.starts_with("security.") || name.starts_with("ssl.") || name.starts_with("sasl.") ||
+            name == "client.dns.lookup" || name == "broker.address.family" || name == "log_level" ||
+            name == "debug") {
+            settings.emplace_back(name, value);
+        }
+    }
+    settings.insert(settings.end(), {{"group.id", "outboxd-checkpoint-reader"},
+                                     {"enable.auto.commit", "false"},
+                                     {"enable.auto.offset.store", "false"},
+                                     {"enable.partition.eof", "true"},
+                                     {"isolation.level", "read_committed"},
+                                     {"allow.auto.create.topics", "false"}});
+    for (const auto& [name, value] : settings) {
+        if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr.data(), errstr.size()) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            return fail(ErrorKind::SinkCreate, fmt::format("checkpoint reader: {}: {}", name,
+                                                           isSecretProperty(name) ? "invalid value" : errstr.data()));
+        }
+    }
+    rd_kafka_conf_set_log_cb(conf, &KafkaSink::Impl::onLog);
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr.data(), errstr.size());
+    if (rk == nullptr) {
+        rd_kafka_conf_destroy(conf);
+        return fail(ErrorKind::SinkCreate, fmt::format("could not create the checkpoint reader: {}", errstr.data()));
+    }
+    struct Closer {
+        rd_kafka_t* rk;
+        ~Closer() {
+            rd_kafka_consumer_close(rk);
+            rd_kafka_destroy(rk);
+        }
+    } closer{rk};
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto left = [&] {
+        return static_cast<int>(std::max<std::int64_t>(
+            1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+                   .count()));
+    };
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    const auto md_err = rd_kafka_metadata(rk, 0, rkt, &md, left());
+    rd_kafka_topic_destroy(rkt);
+    if (md_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return fail(ErrorKind::SinkDelivery, fmt::format("reading the checkpoint topic {}: metadata: {}", topic,
+                                                         rd_kafka_err2str(md_err)));
+    }
+    std::vector<std::int32_t> partitions;
+    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < md->topics[0].partition_cnt; ++i) partitions.push_back(md->topics[0].partitions[i].id);
+    }
+    rd_kafka_metadata_destroy(md);
+    std::optional<std::string> latest;
+    // Each partition is read from a window before its end, widened until the key is found or the
+    // window reaches the partition's start: a checkpoint topic holds the newest record of every
+    // slot near its end, and older ones until compaction removes them.
+    for (const std::int32_t partition : partitions) {
+        std::int64_t low = 0;
+        std::int64_t high = 0;
+        if (auto err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &low, &high, left());
+            err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            return fail(ErrorKind::SinkDelivery, fmt::format("reading the checkpoint topic {} [{}]: {}", topic,
+                                                             partition, rd_kafka_err2str(err)));
+        }
+        std::int64_t window = 1024;
+        std::optional<std::string> found;
+        for (std::int64_t from = std::max(low, high - window); high > low; from = std::max(low, high - window)) {
+            rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = from;
+            const auto assigned = rd_kafka_assign(rk, list);
+            rd_kafka_topic_partition_list_destroy(list);
+            if (assigned != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                return fail(ErrorKind::SinkDelivery, fmt::format("reading the checkpoint topic {}: {}", topic,
+                                                                 rd_kafka_err2str(assigned)));
+            }
+            bool eof = false;
+            while (!eof) {
+                if (std::chrono::steady_clock::now() >= deadline) {
+                    (void)rd_kafka_assign(rk, nullptr);
+                    return fail(ErrorKind::SinkDelivery,
+                                fmt::format("reading the checkpoint of slot {} from topic {} [{}] took longer than {} "
+                                            "ms (is a transaction on it left open?); retrying",
+                                            key, topic, partition, timeout.count()));
+                }
+                rd_kafka_message_t* msg = rd_kafka_consumer_poll(rk, 200);
+                if (msg == nullptr) continue;
+                if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    eof = true;
+                } else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                    std::string detail = rd_kafka_message_errstr(msg);
+                    rd_kafka_message_destroy(msg);
+                    (void)rd_kafka_assign(rk, nullptr);
+                    return fail(ErrorKind::SinkDelivery,
+                                fmt::format("reading the checkpoint topic {}: {}", topic, detail));
+                } else if (msg->key != nullptr &&
+                           std::string_view(static_cast<const char*>(msg->key), msg->key_len) == key) {
+                    if (msg->payload == nullptr) {
+                        found = std::string();
+                    } else {
+                        found = std::string(static_cast<const char*>(msg->payload), msg->len);
+                    }
+                }
+                rd_kafka_message_destroy(msg);
+            }
+            (void)rd_kafka_assign(rk, nullptr);
+            if (found || from == low) break;
+            window *= 16;
+        }
+        if (found) latest = std::move(found);
+    }
+    return latest;
+}
 
 int KafkaSink::eventFd() const { return impl_->pipe_fds[0]; }
 

@@ -28,7 +28,11 @@ struct PropertyError {
 
 class KafkaSink final : public Sink {
 public:
-    [[nodiscard]] static std::expected<std::unique_ptr<KafkaSink>, Error> create(const config::KafkaConfig& config);
+    // With a non-empty `transactional_id` the producer is transactional (exactly-once mode):
+    // create() runs init_transactions, which fences any older producer with that id and aborts
+    // what it left open.
+    [[nodiscard]] static std::expected<std::unique_ptr<KafkaSink>, Error> create(
+        const config::KafkaConfig& config, const std::string& transactional_id = {});
     ~KafkaSink() override;
 
     KafkaSink(const KafkaSink&) = delete;
@@ -40,6 +44,18 @@ public:
                                                   std::vector<Delivery>& out) override;
     [[nodiscard]] std::size_t inFlight() const override;
     [[nodiscard]] int eventFd() const override;
+
+    [[nodiscard]] bool transactional() const override;
+    [[nodiscard]] bool transactionOpen() const override;
+    [[nodiscard]] std::chrono::steady_clock::time_point transactionStarted() const override;
+    [[nodiscard]] std::size_t transactionRecords() const override;
+    [[nodiscard]] std::expected<void, Error> commitTransaction(const outbox::OutboxEvent& checkpoint) override;
+    [[nodiscard]] std::expected<void, Error> abortTransaction() override;
+    // The producer's transaction.timeout.ms (librdkafka's default 60000 unless set in properties).
+    [[nodiscard]] std::chrono::milliseconds transactionTimeout() const;
+
+    // Creates `topic` with cleanup.policy=compact and one partition when it does not exist.
+    [[nodiscard]] std::expected<void, Error> ensureCompactedTopic(const std::string& topic);
 
     // Whether a broker connection is up (from librdkafka's statistics, every second); unknown
     // until the first statistics. While none has been up for 30 s, poll() logs a warning once.
@@ -57,6 +73,14 @@ private:
     explicit KafkaSink(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
+
+// Exactly-once mode: the value of the newest record with `key` on `topic`, read with a
+// read_committed consumer (so only committed transactions count), or nullopt when there is
+// none. The user's properties (security settings) apply to the consumer too.
+[[nodiscard]] std::expected<std::optional<std::string>, Error> readLatestCommitted(const config::KafkaConfig& config,
+                                                                                  const std::string& topic,
+                                                                                  const std::string& key,
+                                                                                  std::chrono::milliseconds timeout);
 
 // The librdkafka properties outboxd sets before the user's (documented in docs/configuration.md).
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> defaultProducerProperties();

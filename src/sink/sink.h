@@ -54,6 +54,20 @@ public:
 
     // A file descriptor that becomes readable when delivery reports are waiting, or -1.
     [[nodiscard]] virtual int eventFd() const { return -1; }
+
+    // Exactly-once mode. A transactional sink opens a transaction at the first produce() after
+    // the last commit or abort; these say whether one is open, since when, with how many records.
+    [[nodiscard]] virtual bool transactional() const { return false; }
+    [[nodiscard]] virtual bool transactionOpen() const { return false; }
+    [[nodiscard]] virtual std::chrono::steady_clock::time_point transactionStarted() const { return {}; }
+    [[nodiscard]] virtual std::size_t transactionRecords() const { return 0; }
+    // Adds `checkpoint` (the position record) to the open transaction and commits it. On failure
+    // the transaction is aborted (or the producer is fenced: ErrorKind::SinkFenced).
+    [[nodiscard]] virtual std::expected<void, Error> commitTransaction(const outbox::OutboxEvent& /*checkpoint*/) {
+        return {};
+    }
+    // Aborts the open transaction, if any. Fails when the producer is fenced or in a fatal state.
+    [[nodiscard]] virtual std::expected<void, Error> abortTransaction() { return {}; }
 };
 
 }  // namespace outboxd::sink
