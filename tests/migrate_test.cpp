@@ -282,6 +282,38 @@ quarkus.log.level=INFO
     CHECK_FALSE(hasNote(c, "debezium.format.value"));
 }
 
+TEST_CASE("Debezium Server's header format defaults to json: header_encoding json, and a note on its schema wrapper", "[migrate]") {
+    // integration-tests/debezium-compare.sh, case "defaults": Debezium Server 3.6.1 without any
+    // debezium.format.header wrote the id header as {"schema":{...},"payload":"<uuid>"}, and with
+    // debezium.format.header.schemas.enable=false as "<uuid>" with the quotes.
+    constexpr std::string_view kServer = R"(debezium.sink.type=kafka
+debezium.sink.kafka.producer.bootstrap.servers=broker:9092
+debezium.source.connector.class=io.debezium.connector.postgresql.PostgresConnector
+debezium.source.database.hostname=db
+debezium.source.database.dbname=app
+debezium.source.table.include.list=public.outbox
+debezium.transforms=outbox
+debezium.transforms.outbox.type=io.debezium.transforms.outbox.EventRouter
+debezium.format.value=simplestring
+)";
+    {
+        const auto c = convert(kServer);
+        CHECK_THAT(c.yaml, Contains("  header_encoding: json\n"));
+        CHECK(load(c).routing.header_encoding == config::HeaderEncoding::Json);
+        CHECK(hasNote(c, "debezium.format.header.schemas.enable is not false"));
+    }
+    {
+        const auto c = convert(std::string(kServer) + "debezium.format.header.schemas.enable=false\n");
+        CHECK(load(c).routing.header_encoding == config::HeaderEncoding::Json);
+        CHECK_FALSE(hasNote(c, "schemas.enable"));
+    }
+    {
+        const auto c = convert(std::string(kServer) + "debezium.format.header=simplestring\n");
+        CHECK(load(c).routing.header_encoding == config::HeaderEncoding::Bare);
+        CHECK(hasNote(c, "debezium.format.header=simplestring"));
+    }
+}
+
 TEST_CASE("options outboxd cannot carry over are notes with secrets hidden", "[migrate]") {
     const auto c = convert(R"({"connector.class": "io.debezium.connector.postgresql.PostgresConnector",
         "database.hostname": "db", "table.include.list": "public\\.outbox_.*",

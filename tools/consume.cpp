@@ -3,7 +3,7 @@
 // consumer group), from the beginning or the end.
 //
 //   outboxd-consume --brokers HOST:PORT --topic T [--topic T2 ...] [--count N] [--timeout-ms MS]
-//                   [--idle-ms MS] [--from beginning|end] [--format text|json|latency|count]
+//                   [--idle-ms MS] [--from beginning|end] [--format text|json|latency|count|records]
 //                   [--latency-from commit-time|payload-ts] [--isolation read_committed|read_uncommitted]
 //
 // --isolation read_committed (the default, librdkafka's) shows only records of committed Kafka
@@ -21,6 +21,9 @@
 // "outboxd-consume: assigned".
 // --format count prints one summary line for any records, outboxd's or not: how many were read and
 // the earliest and latest record timestamps (milliseconds since the epoch, as the broker stores them).
+// --format records prints one JSON line per record, outboxd's or not, for comparing relays byte by
+// byte: {"topic","partition","offset","key","value","headers":[[name, value], ...]} where key,
+// value and each header value are hex strings, or null when the record holds a null there.
 
 #include <algorithm>
 #include <chrono>
@@ -57,7 +60,7 @@ struct Options {
 [[noreturn]] void usage(const std::string& message) {
     fmt::print(stderr,
                "outboxd-consume: {}\nusage: outboxd-consume --brokers HOST:PORT --topic T [--topic T ...] "
-               "[--count N] [--timeout-ms MS] [--idle-ms MS] [--from beginning|end] [--format text|json|latency|count] "
+               "[--count N] [--timeout-ms MS] [--idle-ms MS] [--from beginning|end] [--format text|json|latency|count|records] "
                "[--latency-from commit-time|payload-ts] [--isolation read_committed|read_uncommitted]\n",
                message);
     std::exit(2);
@@ -78,6 +81,19 @@ std::string jsonString(const std::string& s) {
         } else {
             out += c;
         }
+    }
+    return out + "\"";
+}
+
+// Lower-case hex of the bytes, or null (JSON) when there are none because the field is null.
+std::string hexOrNull(const void* data, std::size_t len) {
+    if (data == nullptr) return "null";
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out = "\"";
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < len; ++i) {
+        out += digits[p[i] >> 4];
+        out += digits[p[i] & 0x0f];
     }
     return out + "\"";
 }
@@ -184,7 +200,11 @@ int main(int argc, char** argv) {
     const auto deadline = Clock::now() + std::chrono::milliseconds(opt.timeout_ms);
     auto last_message = Clock::now();
     auto next_refresh = Clock::now();
-    if (opt.format == "latency" || opt.format == "count" || opt.from_end) {
+    if (opt.format != "text" && opt.format != "json" && opt.format != "latency" && opt.format != "count" &&
+        opt.format != "records") {
+        usage("--format is text, json, latency, count or records");
+    }
+    if (opt.format == "latency" || opt.format == "count" || opt.format == "records" || opt.from_end) {
         refresh();
     }
     fmt::print(stderr, "outboxd-consume: started\n");
@@ -211,6 +231,25 @@ int main(int argc, char** argv) {
             const std::int64_t ts = rd_kafka_message_timestamp(m, nullptr);
             if (ts >= 0 && (first_ts_ms < 0 || ts < first_ts_ms)) first_ts_ms = ts;
             if (ts > last_ts_ms) last_ts_ms = ts;
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (opt.format == "records") {
+            std::string headers;
+            rd_kafka_headers_t* hdrs = nullptr;
+            if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                const char* name = nullptr;
+                const void* value = nullptr;
+                std::size_t size = 0;
+                for (std::size_t idx = 0; rd_kafka_header_get_all(hdrs, idx, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++idx) {
+                    if (!headers.empty()) headers += ',';
+                    headers += fmt::format("[{},{}]", jsonString(name), hexOrNull(value, size));
+                }
+            }
+            fmt::print("{{\"topic\":{},\"partition\":{},\"offset\":{},\"key\":{},\"value\":{},\"headers\":[{}]}}\n",
+                       jsonString(rd_kafka_topic_name(m->rkt)), m->partition, m->offset, hexOrNull(m->key, m->key_len),
+                       hexOrNull(m->payload, m->len), headers);
+            std::fflush(stdout);
             rd_kafka_message_destroy(m);
             continue;
         }

@@ -13,6 +13,10 @@
 #   DBZ_TOPIC_PREFIX [outbox.event.]  topic = prefix + the row's aggregatetype
 #   DBZ_HTTP_PORT [0]        Quarkus HTTP (health) port; 0 picks a free one
 #   DBZ_JAVA_OPTS []         extra JVM options (the default heap is the JVM's own)
+#   DBZ_PROPERTIES_FILE []   an application.properties to use as it is instead of the one below
+#                            (integration-tests/debezium-compare.sh writes one per case); the
+#                            DBZ_PG_*, DBZ_SLOT, DBZ_PUBLICATION, DBZ_TABLE, DBZ_TOPIC_PREFIX and
+#                            DBZ_KAFKA_BROKERS settings then do not apply
 #   DEBEZIUM_JAVA_HOME       a JDK 21+ (else $JAVA_HOME or the newest under /usr/lib/jvm)
 #   bench/debezium/run.sh
 set -euo pipefail
@@ -20,7 +24,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 work=${DBZ_WORK_DIR:?set DBZ_WORK_DIR}
-brokers=${DBZ_KAFKA_BROKERS:?set DBZ_KAFKA_BROKERS}
+if [ -n "${DBZ_PROPERTIES_FILE:-}" ]; then
+  [ -f "$DBZ_PROPERTIES_FILE" ] || { echo "DBZ_PROPERTIES_FILE=$DBZ_PROPERTIES_FILE: no such file" >&2; exit 1; }
+  brokers=
+else
+  brokers=${DBZ_KAFKA_BROKERS:?set DBZ_KAFKA_BROKERS}
+fi
 dist=$("$here/fetch.sh")
 java=$(debezium_java)
 mkdir -p "$work/config"
@@ -30,6 +39,9 @@ work=$(cd "$work" && pwd)
 # debezium.transforms.*), the PostgreSQL connector (plugin.name, slot.name, publication.name,
 # publication.autocreate.mode, snapshot.mode) and the Outbox Event Router
 # (https://debezium.io/documentation/reference/stable/transformations/outbox-event-router.html).
+if [ -n "${DBZ_PROPERTIES_FILE:-}" ]; then
+  cp "$DBZ_PROPERTIES_FILE" "$work/config/application.properties"
+else
 cat >"$work/config/application.properties" <<PROPS
 debezium.sink.type=kafka
 debezium.sink.kafka.producer.bootstrap.servers=$brokers
@@ -72,6 +84,7 @@ debezium.format.header.schemas.enable=false
 quarkus.http.port=${DBZ_HTTP_PORT:-0}
 quarkus.log.console.json.enabled=false
 PROPS
+fi
 
 # Debezium Server reads config/application.properties from its working folder. The runner jar's
 # manifest asks for java.lang to be opened, which only -jar would honour: on Java 24 and later

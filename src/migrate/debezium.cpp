@@ -671,15 +671,21 @@ std::expected<Conversion, std::string> fromDebezium(std::string_view text, std::
                    "as Debezium's JSON format without schemas writes it (its simplestring format writes Java's Struct{...} "
                    "text instead)");
         }
-        if (auto header = format.take("header")) {
-            if (*header == "json") {
-                header_encoding = "json";
-            } else {
-                o.note(fmt::format("debezium.format.header={}: outboxd writes bare header values (json: JSON-encoded)", *header));
+        // Debezium Server's header format is json unless set otherwise, and its JSON converter wraps
+        // each header value in {"schema": ..., "payload": ...} unless schemas are turned off
+        // (integration-tests/debezium-compare.sh saw both with Debezium Server 3.6.1).
+        const auto header = format.take("header").value_or("json");
+        const auto header_schemas = format.take("header.schemas.enable").value_or("true");
+        if (header == "json") {
+            header_encoding = "json";
+            if (header_schemas != "false") {
+                o.note("debezium.format.header.schemas.enable is not false: Debezium Server wraps each header value in "
+                       "{\"schema\": ..., \"payload\": ...}; outboxd writes the JSON value alone (routing.header_encoding: "
+                       "json, the \"payload\" part): consumers that unwrap the schema need a change, or set "
+                       "debezium.format.header.schemas.enable=false in Debezium first");
             }
         } else {
-            o.note("debezium.format.header is not set: routing.header_encoding is left at bare; set it to json if "
-                   "Debezium Server wrote JSON-encoded header values (\"id\" with its quotes)");
+            o.note(fmt::format("debezium.format.header={}: outboxd writes bare header values (json: JSON-encoded)", header));
         }
         for (auto& [key, value] : format.values) {
             if (!format.used.contains(key)) o.note(fmt::format("debezium.format.{}={}: not carried over", key, value));
