@@ -191,10 +191,37 @@ TEST_CASE("a table missing a column of its own settings is an error naming the c
     auto r = router.onRelation(
         relation(200, "public", "OutboxMessages", {"id", "aggregatetype", "aggregateid", "type", "body"}));
     REQUIRE_FALSE(r);
-    CHECK_THAT(r.error().message, Catch::Contains("public.OutboxMessages has no column 'Id'"));
+    CHECK_THAT(r.error().message,
+               Catch::Contains("public.OutboxMessages has no column 'Id' (configured as columns.id of the entry of "
+                               "public.OutboxMessages in source.outbox.tables)"));
     // billing.outbox takes aggregate_id from its entry and the rest from source.outbox.columns.
     auto billing = router.onRelation(
         relation(300, "billing", "outbox", {"id", "aggregatetype", "aggregateid", "type", "body"}));
     REQUIRE_FALSE(billing);
     CHECK_THAT(billing.error().message, Catch::Contains("billing.outbox has no column 'invoice'"));
+    // A column the entry does not set is named by its global key.
+    auto no_id = router.onRelation(relation(301, "billing", "outbox", {"aggregatetype", "invoice", "type", "body"}));
+    REQUIRE_FALSE(no_id);
+    CHECK_THAT(no_id.error().message,
+               Catch::Contains("billing.outbox has no column 'id' (configured as source.outbox.columns.id)"));
+    // A table's own template is named as the entry's, not as routing.topic.
+    auto no_template_column = router.onRelation(
+        relation(201, "public", "OutboxMessages", {"Id", "AggregateType", "AggregateId", "Payload"}));
+    REQUIRE_FALSE(no_template_column);
+    CHECK_THAT(no_template_column.error().message, Catch::Contains("has no column 'Type'"));
+    auto template_only = router.onRelation(relation(
+        202, "public", "OutboxMessages", {"Id", "AggregateType", "AggregateId", "Type", "Payload"}));
+    REQUIRE(template_only);
+}
+
+TEST_CASE("a table's own template naming a column the table lacks is named as the entry's", "[router][pertable]") {
+    auto parsed = config::parseConfig(
+        withTables("    tables: [{name: a, topic: 'a.{region}'}]"), "t.yaml", noEnv);
+    REQUIRE(parsed.has_value());
+    outbox::Router router(*parsed);
+    auto r = router.onRelation(relation(100, "public", "a", {"id", "aggregatetype", "aggregateid", "type", "body"}));
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message,
+               Catch::Contains("topic 'a.{region}' of the entry of public.a in source.outbox.tables names column "
+                               "'region'"));
 }

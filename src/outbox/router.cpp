@@ -242,13 +242,26 @@ std::expected<void, Error> Router::resolve(const cdc::pgoutput::Relation& relati
         }
         return -1;
     };
+    // Where the configuration names a column: source.outbox.columns, or the table's own entry.
+    const auto& global = config_.outbox.columns;
+    const std::string entry =
+        fmt::format("the entry of {}.{} in source.outbox.tables", relation.schema, relation.name);
     auto missing = [&](std::string_view key, std::string_view column) {
+        const std::string_view leaf = key.substr(key.find('.') + 1);
+        const std::string* global_column = leaf == "id"               ? &global.id
+                                           : leaf == "aggregate_type" ? &global.aggregate_type
+                                           : leaf == "aggregate_id"   ? &global.aggregate_id
+                                           : leaf == "type"           ? &global.type
+                                           : leaf == "payload"        ? &global.payload
+                                                                      : &global.timestamp;
+        const std::string where = column == *global_column ? fmt::format("source.outbox.{}", key)
+                                                           : fmt::format("{} of {}", key, entry);
         return std::unexpected(Error{
             ErrorKind::MappedColumnMissing,
-            fmt::format("outbox table {}.{} has no column '{}' (configured as source.outbox.{}); add the column "
+            fmt::format("outbox table {}.{} has no column '{}' (configured as {}); add the column "
                         "or change the configuration, then restart. Nothing of this table was published past "
                         "the last confirmed LSN",
-                        relation.schema, relation.name, column, key)});
+                        relation.schema, relation.name, column, where)});
     };
     const auto& cols = routing.columns;
     Resolved r;
@@ -302,11 +315,14 @@ std::expected<void, Error> Router::resolve(const cdc::pgoutput::Relation& relati
             }
             int idx = indexOf(part.text);
             if (idx < 0) {
+                const bool global_template = &tmpl == &config_.routing.topic || &tmpl == &config_.routing.key;
                 return std::unexpected(Error{
                     ErrorKind::MappedColumnMissing,
-                    fmt::format("routing.{} '{}' names column '{}', which outbox table {}.{} does not have; fix the "
+                    fmt::format("{} '{}'{} names column '{}', which outbox table {}.{} does not have; fix the "
                                 "template or add the column, then restart",
-                                key, tmpl.source, part.text, relation.schema, relation.name)});
+                                global_template ? fmt::format("routing.{}", key) : std::string(key), tmpl.source,
+                                global_template ? std::string() : " of " + entry, part.text, relation.schema,
+                                relation.name)});
             }
             out.push_back(idx);
         }
