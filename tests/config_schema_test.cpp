@@ -193,9 +193,13 @@ TEST_CASE("every key of the table is in config/example.yaml with its default, an
     walkExample(example, "", seen);
     for (const schema::Key* key : leafKeys()) {
         INFO("table key " << key->path);
-        const schema::Key* parent = schema::find(schema::parentPath(key->path));
-        if (parent != nullptr && parent->type == schema::Type::MapList) {
-            continue;  // an entry's key: the example shows the list's default, [] (entries in comments)
+        bool in_entry = false;
+        for (auto p = schema::parentPath(key->path); !p.empty(); p = schema::parentPath(p)) {
+            const schema::Key* ancestor = schema::find(p);
+            in_entry = in_entry || (ancestor != nullptr && ancestor->type == schema::Type::MapList);
+        }
+        if (in_entry) {
+            continue;  // an entry's key: the example shows the list's default (entries in comments)
         }
         CHECK(seen.contains(std::string(key->path)));
     }
@@ -362,7 +366,19 @@ TEST_CASE("each section allows exactly its keys in the table, in the table's ord
                 expected += (expected.empty() ? "" : ", ") + std::string(schema::leafName(child.path));
             }
         }
-        const auto r = parseConfig(withKey(std::string(key.path) + ".zzzzzzzzzzzz", "1"), "t.yaml", noEnv);
+        const schema::Key* parent = schema::find(schema::parentPath(key.path));
+        std::string yaml = withKey(std::string(key.path) + ".zzzzzzzzzzzz", "1");
+        if (parent != nullptr && parent->type == schema::Type::MapList) {
+            // A section inside an entry: tried in an entry whose required keys are given.
+            std::string others;
+            for (const auto& sibling : schema::keys()) {
+                if (schema::parentPath(sibling.path) == parent->path && sibling.required) {
+                    others += fmt::format(", {}: c", schema::leafName(sibling.path));
+                }
+            }
+            yaml = withKey(parent->path, fmt::format("[{{{}: {{zzzzzzzzzzzz: 1}}{}}}]", schema::leafName(key.path), others));
+        }
+        const auto r = parseConfig(yaml, "t.yaml", noEnv);
         REQUIRE_FALSE(r.has_value());
         REQUIRE(r.error().size() == 1);
         CHECK(r.error()[0].message ==

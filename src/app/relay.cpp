@@ -60,22 +60,36 @@ std::string_view stageOf(ErrorKind kind) {
     return "unknown";
 }
 
-// The columns the configuration names, checked against each outbox table at connect.
+// The columns the configuration names, checked against each outbox table at connect: each
+// table's own (its entry in source.outbox.tables, else the global keys).
 std::vector<cdc::StreamOptions::RequiredColumn> requiredColumns(const config::Config& config) {
     std::vector<cdc::StreamOptions::RequiredColumn> out;
-    const auto& c = config.outbox.columns;
-    out.push_back({"source.outbox.columns.id", c.id});
-    out.push_back({"source.outbox.columns.aggregate_type", c.aggregate_type});
-    out.push_back({"source.outbox.columns.aggregate_id", c.aggregate_id});
-    out.push_back({"source.outbox.columns.type", c.type});
-    out.push_back({"source.outbox.columns.payload", c.payload});
-    if (!c.timestamp.empty()) out.push_back({"source.outbox.columns.timestamp", c.timestamp});
-    for (const auto* tmpl : {&config.routing.topic, &config.routing.key}) {
-        for (const auto& part : tmpl->parts) {
-            if (!part.is_column) continue;
-            out.push_back({fmt::format("routing.{} '{}'", tmpl == &config.routing.topic ? "topic" : "key",
-                                       tmpl->source),
-                           part.text});
+    for (const auto& table : config.outbox.tables) {
+        const auto routing = config::tableRouting(config, table);
+        const std::string entry = fmt::format("the entry of {}.{} in source.outbox.tables", table.schema, table.name);
+        const auto& global = config.outbox.columns;
+        const auto key = [&](std::string_view name, const std::string& column, const std::string& global_column) {
+            return column == global_column ? fmt::format("source.outbox.columns.{}", name)
+                                           : fmt::format("columns.{} of {}", name, entry);
+        };
+        const auto& c = routing.columns;
+        out.push_back({key("id", c.id, global.id), c.id, table});
+        out.push_back({key("aggregate_type", c.aggregate_type, global.aggregate_type), c.aggregate_type, table});
+        out.push_back({key("aggregate_id", c.aggregate_id, global.aggregate_id), c.aggregate_id, table});
+        out.push_back({key("type", c.type, global.type), c.type, table});
+        out.push_back({key("payload", c.payload, global.payload), c.payload, table});
+        if (!c.timestamp.empty()) {
+            out.push_back({key("timestamp", c.timestamp, global.timestamp), c.timestamp, table});
+        }
+        for (const auto* tmpl : {routing.topic, routing.key}) {
+            const std::string_view name = tmpl == routing.topic ? "topic" : "key";
+            const bool own = tmpl != &config.routing.topic && tmpl != &config.routing.key;
+            for (const auto& part : tmpl->parts) {
+                if (!part.is_column) continue;
+                out.push_back({own ? fmt::format("{} '{}' of {}", name, tmpl->source, entry)
+                                   : fmt::format("routing.{} '{}'", name, tmpl->source),
+                               part.text, table});
+            }
         }
     }
     return out;

@@ -143,6 +143,7 @@ std::expected<void, Error> checkRequiredColumns(ReplicationStream::Impl& impl, c
         if (!cols) return std::unexpected(cols.error());
         if (PQntuples(cols->get()) == 0) continue;  // not visible here; the Relation message is checked too
         for (const auto& want : options.required_columns) {
+            if (want.table && *want.table != t) continue;
             bool found = false;
             for (int i = 0; i < PQntuples(cols->get()) && !found; ++i) found = want.column == PQgetvalue(cols->get(), i, 0);
             if (found) continue;

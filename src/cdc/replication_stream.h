@@ -35,10 +35,12 @@ struct StreamOptions {
     // The operator accepts that a lost slot (recorded on the publication, absent now) is
     // recreated at the current WAL position (--accept-slot-loss).
     bool accept_slot_loss = false;
-    // Columns every outbox table must have, with the configuration key that names each.
+    // Columns the outbox tables must have, with the configuration key that names each: every
+    // table's, or only `table`'s (a table with settings of its own).
     struct RequiredColumn {
         std::string key;
         std::string column;
+        std::optional<config::TableName> table{};
     };
     std::vector<RequiredColumn> required_columns;
     bool failover = false;      // the slot is (created as) a failover slot (PostgreSQL 17+)

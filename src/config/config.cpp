@@ -673,8 +673,93 @@ std::optional<E> readEnum(Reader& r, const Section& section, std::string_view na
     return std::nullopt;
 }
 
-void readTables(Reader& r, const Section& outbox, std::vector<TableName>& out) {
+// Reads one table name of source.outbox.tables; reports the problem at `pos`.
+std::optional<TableName> tableName(Reader& r, const Field& entry, Pos pos) {
+    auto text = r.expand(entry, "source.outbox.tables");
+    if (!text) {
+        return std::nullopt;
+    }
+    auto parsed = parseQualifiedName(*text);
+    if (!parsed) {
+        r.error(pos, fmt::format("source.outbox.tables: '{}' is not a table name: {}; write "
+                                 "\"schema.table\" or \"table\" (schema public), each part 1 "
+                                 "to {} bytes; unquoted names fold to lower case, \"quoted\" ones "
+                                 "are kept exactly",
+                                 *text, parsed.error(), kMaxIdentifierBytes));
+        return std::nullopt;
+    }
+    return TableName{std::move(parsed->schema), std::move(parsed->name)};
+}
+
+std::optional<Template> checkTopic(Reader& r, Pos pos, std::string_view path, const std::string& topic,
+                                   const std::optional<common::Regex>& topic_regex, const std::string& regex_text,
+                                   bool topic_regex_refused);
+std::optional<Template> checkKey(Reader& r, Pos pos, std::string_view path, const std::string& key);
+
+// One map entry of source.outbox.tables: {name, columns, topic, key}.
+std::optional<TableName> readTableEntry(Reader& r, const YAML::Node& item, Pos pos, const RoutingConfig& routing,
+                                        const std::optional<common::Regex>& topic_regex, bool topic_regex_refused,
+                                        TableOverrides& out) {
+    static constexpr std::string_view kPath = "source.outbox.tables";
+    const std::size_t errors_before = r.errorCount();
+    const Section entry = r.entry(kPath, item, pos);
+    std::optional<TableName> name;
+    if (entry.find("name") == nullptr) {
+        r.missing(entry, "name",
+                  "name the table, e.g. {name: '\"OutboxMessages\"', columns: {id: '\"Id\"'}, topic: ..., key: ...}");
+    } else if (const Field* field = entry.find("name"); !field->value.IsScalar()) {
+        r.error(field->valuePos(), fmt::format("{}.name: expected a string \"schema.table\" or \"table\", got {}",
+                                               kPath, describe(field->value)));
+    } else {
+        r.lookup(entry, "name");
+        name = tableName(r, *field, field->valuePos());
+    }
+    const Section columns = r.child(entry, "columns");
+    const auto column = [&](std::string_view key, std::optional<std::string>& target) {
+        auto value = r.string(columns, key);
+        if (!value || value->empty()) {
+            return;
+        }
+        auto parsed = parseIdentifier(*value);
+        if (!parsed) {
+            r.error(r.valuePos(columns, key), fmt::format("{}.{}: {}", columns.path, key, parsed.error()));
+            return;
+        }
+        target = std::move(*parsed);
+    };
+    column("id", out.id);
+    column("aggregate_type", out.aggregate_type);
+    column("aggregate_id", out.aggregate_id);
+    column("type", out.type);
+    column("payload", out.payload);
+    column("timestamp", out.timestamp);
+    if (auto topic = r.string(entry, "topic"); topic && !topic->empty()) {
+        out.topic = checkTopic(r, r.valuePos(entry, "topic"), "source.outbox.tables.topic", *topic, topic_regex,
+                               routing.topic_regex, topic_regex_refused);
+    }
+    if (auto key = r.string(entry, "key"); key && !key->empty()) {
+        out.key = checkKey(r, r.valuePos(entry, "key"), "source.outbox.tables.key", *key);
+    }
+    if (r.errorCount() != errors_before) {
+        return std::nullopt;
+    }
+    return name;
+}
+
+void readTables(Reader& r, const Section& outbox, const RoutingConfig& routing,
+                const std::optional<common::Regex>& topic_regex, bool topic_regex_refused, OutboxConfig& out) {
+    static constexpr std::string_view kPath = "source.outbox.tables";
     const Field* field = r.lookup(outbox, "tables");
+    for (const auto child : childrenOf(kPath)) {
+        Section entry;
+        entry.path = std::string(kPath);
+        if (child == "columns") {
+            const Section columns = r.child(entry, child);
+            for (const auto leaf : childrenOf(columns.path)) r.lookup(columns, leaf);
+        } else {
+            r.lookup(entry, child);
+        }
+    }
     if (field == nullptr) {
         return;
     }
@@ -692,43 +777,41 @@ void readTables(Reader& r, const Section& outbox, std::vector<TableName>& out) {
         return;
     }
     std::vector<TableName> tables;
+    std::map<TableName, TableOverrides> overrides;
     bool all_valid = true;
     for (const auto& item : field->value) {
         Field entry{field->key, item, field->key_pos};
         const Pos pos = entry.valuePos();
-        if (!item.IsScalar()) {
+        std::optional<TableName> table;
+        TableOverrides settings;
+        if (item.IsMap()) {
+            table = readTableEntry(r, item, pos, routing, topic_regex, topic_regex_refused, settings);
+        } else if (!item.IsScalar()) {
             r.error(pos, fmt::format("source.outbox.tables: each entry must be a string "
-                                     "\"schema.table\" or \"table\", got {}",
+                                     "\"schema.table\" or \"table\", or a map {{name: ..., columns: {{...}}, "
+                                     "topic: ..., key: ...}}, got {}",
                                      describe(item)));
+        } else {
+            table = tableName(r, entry, pos);
+        }
+        if (!table) {
             all_valid = false;
             continue;
         }
-        auto text = r.expand(entry, "source.outbox.tables");
-        if (!text) {
-            all_valid = false;
-            continue;
-        }
-        auto parsed = parseQualifiedName(*text);
-        if (!parsed) {
-            r.error(pos, fmt::format("source.outbox.tables: '{}' is not a table name: {}; write "
-                                     "\"schema.table\" or \"table\" (schema public), each part 1 "
-                                     "to {} bytes; unquoted names fold to lower case, \"quoted\" ones "
-                                     "are kept exactly",
-                                     *text, parsed.error(), kMaxIdentifierBytes));
-            all_valid = false;
-            continue;
-        }
-        TableName table{std::move(parsed->schema), std::move(parsed->name)};
-        if (std::ranges::find(tables, table) != tables.end()) {
+        if (std::ranges::find(tables, *table) != tables.end()) {
             r.error(pos, fmt::format("source.outbox.tables: '{}.{}' is listed twice; keep only one",
-                                     table.schema, table.name));
+                                     table->schema, table->name));
             all_valid = false;
             continue;
         }
-        tables.push_back(std::move(table));
+        if (item.IsMap()) {
+            overrides.emplace(*table, std::move(settings));
+        }
+        tables.push_back(std::move(*table));
     }
     if (all_valid) {
-        out = std::move(tables);
+        out.tables = std::move(tables);
+        out.overrides = std::move(overrides);
     }
 }
 
@@ -952,10 +1035,63 @@ void readAdditionalFields(Reader& r, const Section& routing, std::vector<Additio
     }
 }
 
-void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
+// A topic template (routing.topic, or a table's own topic at `path`): its placeholders, its
+// {$group}s against routing.topic_regex, and the characters and length Kafka allows.
+std::optional<Template> checkTopic(Reader& r, Pos pos, std::string_view path, const std::string& topic,
+                                   const std::optional<common::Regex>& topic_regex, const std::string& regex_text,
+                                   bool topic_regex_refused) {
+    auto parsed = parseTemplate(topic);
+    if (!parsed) {
+        r.error(pos, fmt::format("{}: {}", path, parsed.error()));
+        return std::nullopt;
+    }
+    if (!topic_regex_refused) {
+        if (auto problem = topicGroupProblem(*parsed, topic_regex ? &*topic_regex : nullptr, regex_text)) {
+            r.error(pos, fmt::format("{}{}", path, problem->substr(std::string_view("routing.topic").size())));
+            return std::nullopt;
+        }
+    }
+    std::size_t literal_bytes = 0;
+    for (const auto& part : parsed->parts) {
+        if (part.is_column || part.is_group) {
+            continue;
+        }
+        literal_bytes += part.text.size();
+        if (!std::ranges::all_of(part.text, isTopicChar)) {
+            r.error(pos, fmt::format("{}: \"{}\" has characters a Kafka topic name cannot hold; outside "
+                                     "placeholders use only letters, digits, '.', '_' and '-'",
+                                     path, topic));
+            return std::nullopt;
+        }
+    }
+    if (literal_bytes > kMaxTopicBytes) {
+        r.error(pos, fmt::format("{}: longer than the {} bytes Kafka allows for a topic name", path,
+                                 kMaxTopicBytes));
+        return std::nullopt;
+    }
+    return std::move(*parsed);
+}
+
+// A key template (routing.key, or a table's own key at `path`): {column} placeholders only.
+std::optional<Template> checkKey(Reader& r, Pos pos, std::string_view path, const std::string& key) {
+    auto parsed = parseTemplate(key);
+    if (!parsed) {
+        r.error(pos, fmt::format("{}: {}", path, parsed.error()));
+        return std::nullopt;
+    }
+    if (std::ranges::any_of(parsed->parts, &Template::Part::is_group)) {
+        r.error(pos, fmt::format("{}: {{$group}} placeholders belong in routing.topic only; use {{column}} "
+                                 "placeholders",
+                                 path));
+        return std::nullopt;
+    }
+    return std::move(*parsed);
+}
+
+void readRouting(Reader& r, const Section& root, RoutingConfig& out, std::optional<common::Regex>& topic_regex,
+                 bool& topic_regex_refused) {
     const Section routing = r.child(root, "routing");
-    std::optional<common::Regex> topic_regex;
-    bool topic_regex_refused = false;
+    topic_regex_refused = false;
     if (auto regex = r.string(routing, "topic_regex"); regex && !regex->empty()) {
         auto compiled = common::Regex::compile(*regex);
         if (!compiled) {
@@ -971,51 +1107,16 @@ void readRouting(Reader& r, const Section& root, RoutingConfig& out) {
     }
     if (auto topic = r.string(routing, "topic")) {
         const Pos pos = r.valuePos(routing, "topic");
-        auto parsed = parseTemplate(*topic);
-        const std::optional<std::string> group_problem = parsed && !topic_regex_refused ? topicGroupProblem(*parsed, topic_regex ? &*topic_regex : nullptr, out.topic_regex) : std::nullopt;
-        if (group_problem) {
-            r.error(pos, *group_problem);
-        } else if (topic->empty()) {
+        if (topic->empty()) {
             r.error(pos, fmt::format("routing.topic: must not be empty; the default is {}",
                                      schemaKey("routing.topic").default_yaml));
-        } else if (!parsed) {
-            r.error(pos, fmt::format("routing.topic: {}", parsed.error()));
-        } else {
-            std::size_t literal_bytes = 0;
-            bool ok = true;
-            for (const auto& part : parsed->parts) {
-                if (part.is_column || part.is_group) {
-                    continue;
-                }
-                literal_bytes += part.text.size();
-                if (!std::ranges::all_of(part.text, isTopicChar)) {
-                    r.error(pos, fmt::format("routing.topic: \"{}\" has characters a Kafka topic "
-                                             "name cannot hold; outside placeholders use only "
-                                             "letters, digits, '.', '_' and '-'",
-                                             *topic));
-                    ok = false;
-                    break;
-                }
-            }
-            if (ok && literal_bytes > kMaxTopicBytes) {
-                r.error(pos, fmt::format("routing.topic: longer than the {} bytes Kafka allows "
-                                         "for a topic name",
-                                         kMaxTopicBytes));
-                ok = false;
-            }
-            if (ok) {
-                out.topic = std::move(*parsed);
-            }
+        } else if (auto parsed = checkTopic(r, pos, "routing.topic", *topic, topic_regex, out.topic_regex,
+                                            topic_regex_refused)) {
+            out.topic = std::move(*parsed);
         }
     }
     if (auto key = r.string(routing, "key")) {
-        auto parsed = parseTemplate(*key);
-        if (!parsed) {
-            r.error(r.valuePos(routing, "key"), fmt::format("routing.key: {}", parsed.error()));
-        } else if (std::ranges::any_of(parsed->parts, &Template::Part::is_group)) {
-            r.error(r.valuePos(routing, "key"),
-                    "routing.key: {$group} placeholders belong in routing.topic only; use {column} placeholders");
-        } else {
+        if (auto parsed = checkKey(r, r.valuePos(routing, "key"), "routing.key", *key)) {
             out.key = std::move(*parsed);
         }
     }
@@ -1255,10 +1356,12 @@ std::expected<Config, std::vector<ConfigError>> parseDocument(Reader& r, const Y
     const Section source = r.child(root, "source");
     readPostgres(r, source, config.postgres);
     const Section outbox = r.child(source, "outbox");
-    readTables(r, outbox, config.outbox.tables);
+    std::optional<common::Regex> topic_regex;
+    bool topic_regex_refused = false;
+    readRouting(r, root, config.routing, topic_regex, topic_regex_refused);
+    readTables(r, outbox, config.routing, topic_regex, topic_regex_refused, config.outbox);
     readColumns(r, outbox, config.outbox.columns);
     readMessages(r, outbox, config.outbox.messages);
-    readRouting(r, root, config.routing);
     readKafka(r, root, config.kafka);
     readMetrics(r, root, config.metrics);
     readLog(r, root, config.log);
@@ -1274,6 +1377,27 @@ std::expected<Config, std::vector<ConfigError>> parseDocument(Reader& r, const Y
 }
 
 }  // namespace
+
+TableRouting tableRouting(const Config& config, const TableName& table) {
+    TableRouting out{config.outbox.columns, &config.routing.topic, &config.routing.key};
+    const auto it = config.outbox.overrides.find(table);
+    if (it == config.outbox.overrides.end()) {
+        return out;
+    }
+    const TableOverrides& o = it->second;
+    const auto take = [](const std::optional<std::string>& value, std::string& target) {
+        if (value) target = *value;
+    };
+    take(o.id, out.columns.id);
+    take(o.aggregate_type, out.columns.aggregate_type);
+    take(o.aggregate_id, out.columns.aggregate_id);
+    take(o.type, out.columns.type);
+    take(o.payload, out.columns.payload);
+    take(o.timestamp, out.columns.timestamp);
+    if (o.topic) out.topic = &*o.topic;
+    if (o.key) out.key = &*o.key;
+    return out;
+}
 
 std::string ConfigError::toString() const {
     if (line <= 0) {

@@ -61,12 +61,6 @@ struct MessagesConfig {
     NonTransactional non_transactional = NonTransactional::Refuse;
 };
 
-struct OutboxConfig {
-    std::vector<TableName> tables{TableName{"public", "outbox"}};
-    OutboxColumns columns;
-    MessagesConfig messages;
-};
-
 // "{column}" placeholders; "{$group}" (a name or a number) is a group of routing.topic_regex;
 // "{{" and "}}" are literal braces.
 struct Template {
@@ -77,6 +71,28 @@ struct Template {
     };
     std::string source;
     std::vector<Part> parts;
+};
+
+// What a map entry of source.outbox.tables sets for its table; each absent member falls back to
+// source.outbox.columns or routing.topic / routing.key.
+struct TableOverrides {
+    std::optional<std::string> id;
+    std::optional<std::string> aggregate_type;
+    std::optional<std::string> aggregate_id;
+    std::optional<std::string> type;
+    std::optional<std::string> payload;
+    std::optional<std::string> timestamp;
+    std::optional<Template> topic;
+    std::optional<Template> key;
+};
+
+struct OutboxConfig {
+    // Every outbox table (the publication carries them all), names and map entries alike.
+    std::vector<TableName> tables{TableName{"public", "outbox"}};
+    OutboxColumns columns;
+    MessagesConfig messages;
+    // The tables given as a map with settings of their own; a table not here uses the global ones.
+    std::map<TableName, TableOverrides> overrides;
 };
 
 // What a record's value is: the outboxd.v1.Event envelope, or the payload column alone (the
@@ -202,6 +218,15 @@ struct Config {
     // An error at the value of `path`, or at the file alone when it has no recorded position.
     [[nodiscard]] ConfigError errorAt(std::string_view path, std::string message) const;
 };
+
+// What the rows of one outbox table use: its own columns, topic and key where its entry in
+// source.outbox.tables sets them, the global ones otherwise. The templates point into `config`.
+struct TableRouting {
+    OutboxColumns columns;
+    const Template* topic = nullptr;
+    const Template* key = nullptr;
+};
+[[nodiscard]] TableRouting tableRouting(const Config& config, const TableName& table);
 
 using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
 

@@ -193,21 +193,31 @@ Router::Router(const config::Config& config) : config_(config), event_(std::make
     auto compiled = common::Regex::compile(config.routing.topic_regex);
     if (!compiled) throw std::invalid_argument("routing.topic_regex: " + compiled.error());
     topic_regex_ = std::make_unique<common::Regex>(std::move(*compiled));
-    for (const auto& part : config.routing.topic.parts) {
-        const auto number = part.is_group ? topic_regex_->group(part.text) : std::nullopt;
-        if (part.is_group && !number) throw std::invalid_argument("routing.topic: no group " + part.text);
-        topic_group_numbers_.push_back(number.value_or(-1));
+    (void)groupNumbers(config.routing.topic);
+    for (const auto& [table, overrides] : config.outbox.overrides) {
+        if (overrides.topic) (void)groupNumbers(*overrides.topic);
     }
+}
+
+std::vector<int> Router::groupNumbers(const config::Template& topic) const {
+    std::vector<int> out;
+    if (topic_regex_ == nullptr) return out;
+    for (const auto& part : topic.parts) {
+        const auto number = part.is_group ? topic_regex_->group(part.text) : std::nullopt;
+        if (part.is_group && !number) throw std::invalid_argument("topic " + topic.source + ": no group " + part.text);
+        out.push_back(number.value_or(-1));
+    }
+    return out;
 }
 Router::~Router() = default;
 Router::Router(Router&&) noexcept = default;
 
 std::expected<bool, Error> Router::onRelation(const cdc::pgoutput::Relation& relation) {
     const auto& tables = config_.outbox.tables;
-    bool configured = std::ranges::any_of(tables, [&](const config::TableName& t) {
+    const auto table = std::ranges::find_if(tables, [&](const config::TableName& t) {
         return t.schema == relation.schema && t.name == relation.name;
     });
-    if (!configured) {
+    if (table == tables.end()) {
         auto was = relations_.find(relation.id.value);
         if (was != relations_.end()) {
             return std::unexpected(Error{
@@ -220,27 +230,45 @@ std::expected<bool, Error> Router::onRelation(const cdc::pgoutput::Relation& rel
         }
         return false;
     }
-    if (auto ok = resolve(relation); !ok) return std::unexpected(ok.error());
+    if (auto ok = resolve(relation, config::tableRouting(config_, *table)); !ok) return std::unexpected(ok.error());
     return true;
 }
 
-std::expected<void, Error> Router::resolve(const cdc::pgoutput::Relation& relation) {
+std::expected<void, Error> Router::resolve(const cdc::pgoutput::Relation& relation,
+                                           const config::TableRouting& routing) {
     auto indexOf = [&](std::string_view name) -> int {
         for (std::size_t i = 0; i < relation.columns.size(); ++i) {
             if (relation.columns[i].name == name) return static_cast<int>(i);
         }
         return -1;
     };
+    // Where the configuration names a column: source.outbox.columns, or the table's own entry.
+    const auto& global = config_.outbox.columns;
+    const std::string entry =
+        fmt::format("the entry of {}.{} in source.outbox.tables", relation.schema, relation.name);
     auto missing = [&](std::string_view key, std::string_view column) {
+        const std::string_view leaf = key.substr(key.find('.') + 1);
+        const std::string* global_column = leaf == "id"               ? &global.id
+                                           : leaf == "aggregate_type" ? &global.aggregate_type
+                                           : leaf == "aggregate_id"   ? &global.aggregate_id
+                                           : leaf == "type"           ? &global.type
+                                           : leaf == "payload"        ? &global.payload
+                                                                      : &global.timestamp;
+        const std::string where = column == *global_column ? fmt::format("source.outbox.{}", key)
+                                                           : fmt::format("{} of {}", key, entry);
         return std::unexpected(Error{
             ErrorKind::MappedColumnMissing,
-            fmt::format("outbox table {}.{} has no column '{}' (configured as source.outbox.{}); add the column "
+            fmt::format("outbox table {}.{} has no column '{}' (configured as {}); add the column "
                         "or change the configuration, then restart. Nothing of this table was published past "
                         "the last confirmed LSN",
-                        relation.schema, relation.name, column, key)});
+                        relation.schema, relation.name, column, where)});
     };
-    const auto& cols = config_.outbox.columns;
+    const auto& cols = routing.columns;
     Resolved r;
+    r.columns = routing.columns;
+    r.topic = routing.topic;
+    r.key = routing.key;
+    r.topic_group_numbers = groupNumbers(*routing.topic);
     r.schema = relation.schema;
     r.table = relation.name;
     r.column_count = relation.columns.size();
@@ -287,20 +315,23 @@ std::expected<void, Error> Router::resolve(const cdc::pgoutput::Relation& relati
             }
             int idx = indexOf(part.text);
             if (idx < 0) {
+                const bool global_template = &tmpl == &config_.routing.topic || &tmpl == &config_.routing.key;
                 return std::unexpected(Error{
                     ErrorKind::MappedColumnMissing,
-                    fmt::format("routing.{} '{}' names column '{}', which outbox table {}.{} does not have; fix the "
+                    fmt::format("{} '{}'{} names column '{}', which outbox table {}.{} does not have; fix the "
                                 "template or add the column, then restart",
-                                key, tmpl.source, part.text, relation.schema, relation.name)});
+                                global_template ? fmt::format("routing.{}", key) : std::string(key), tmpl.source,
+                                global_template ? std::string() : " of " + entry, part.text, relation.schema,
+                                relation.name)});
             }
             out.push_back(idx);
         }
         return {};
     };
-    if (auto ok = resolveTemplate(config_.routing.topic, "topic", r.topic_columns); !ok) {
+    if (auto ok = resolveTemplate(*routing.topic, "topic", r.topic_columns); !ok) {
         return std::unexpected(ok.error());
     }
-    if (auto ok = resolveTemplate(config_.routing.key, "key", r.key_columns); !ok) {
+    if (auto ok = resolveTemplate(*routing.key, "key", r.key_columns); !ok) {
         return std::unexpected(ok.error());
     }
     relations_[relation.id.value] = std::move(r);
@@ -341,7 +372,8 @@ std::expected<void, Error> Router::messageRow(const cdc::pgoutput::LogicalMessag
             relation.columns.push_back(
                 cdc::pgoutput::Column{0, name, payload ? oid::kJsonb : oid::kText, -1});
         }
-        if (auto ok = resolve(relation); !ok) return std::unexpected(ok.error());
+        const config::TableRouting global{config_.outbox.columns, &config_.routing.topic, &config_.routing.key};
+        if (auto ok = resolve(relation, global); !ok) return std::unexpected(ok.error());
         known = message_relations_.emplace(prefix, id).first;
     }
     if (auto parsed = message_content_.parse(message.content, message_columns_, message_values_); !parsed) {
@@ -413,7 +445,7 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
                 if (c == '\'') literal += c;
             }
             inspect = fmt::format("; inspect it with: SELECT * FROM {}.{} WHERE {} = '{}'", rel.schema, rel.table,
-                                  config_.outbox.columns.id, literal);
+                                  rel.columns.id, literal);
         }
         return std::unexpected(Error{ErrorKind::InvalidRow,
                                      fmt::format("outbox row at {} (xid {}) in {}.{}: {}{}", ctx.lsn, ctx.xid.value,
@@ -422,7 +454,7 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
 
     const auto& id = text(rel.id);
     if (isNull(id)) {
-        return invalidBecause("null_id", fmt::format("column '{}' (the event id) is NULL", config_.outbox.columns.id));
+        return invalidBecause("null_id", fmt::format("column '{}' (the event id) is NULL", rel.columns.id));
     }
     out.id.assign(id.data);
     const auto& type = text(rel.type);
@@ -433,19 +465,19 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
 
     const std::string* topic_null = nullptr;
     if (topic_regex_ == nullptr) {
-        renderTemplate(config_.routing.topic, rel.topic_columns, tuple, out.topic, topic_null);
+        renderTemplate(*rel.topic, rel.topic_columns, tuple, out.topic, topic_null);
     } else if (isNull(agg_type)) {
-        topic_null = &config_.outbox.columns.aggregate_type;
+        topic_null = &rel.columns.aggregate_type;
     } else if (!topic_regex_->matchWhole(agg_type.data, topic_groups_)) {
         out.topic.assign(agg_type.data);
     } else {
-        renderTemplate(config_.routing.topic, rel.topic_columns, tuple, out.topic, topic_null, &topic_group_numbers_,
+        renderTemplate(*rel.topic, rel.topic_columns, tuple, out.topic, topic_null, &rel.topic_group_numbers,
                        &topic_groups_);
     }
     if (topic_null != nullptr) {
         return invalidBecause("null_topic", fmt::format("event {}: column '{}' is NULL, and routing.topic '{}' needs its value; give the "
                                    "row a value there (or change the template), then restart",
-                                   out.id, *topic_null, config_.routing.topic.source));
+                                   out.id, *topic_null, rel.topic->source));
     }
     if (!validTopic(out.topic)) {
         return invalidBecause("invalid_topic", fmt::format("routing.topic renders '{}', which is not a valid Kafka topic name (1 to 249 of "
@@ -455,12 +487,12 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
     // A key that is one column and NULL is a null record key (as Debezium sends it); a NULL in a
     // key made of more would give a partial key, which would put the event on another partition.
     const std::string* key_null = nullptr;
-    renderTemplate(config_.routing.key, rel.key_columns, tuple, out.key, key_null);
+    renderTemplate(*rel.key, rel.key_columns, tuple, out.key, key_null);
     out.key_is_null = key_null != nullptr && out.key.empty();
-    if (key_null != nullptr && config_.routing.key.parts.size() > 1) {
+    if (key_null != nullptr && rel.key->parts.size() > 1) {
         return invalidBecause("null_key", fmt::format("event {}: column '{}' is NULL, and routing.key '{}' needs its value; give the "
                                    "row a value there (or change the template), then restart",
-                                   out.id, *key_null, config_.routing.key.source));
+                                   out.id, *key_null, rel.key->source));
     }
 
     const bool json_headers = config_.routing.header_encoding == config::HeaderEncoding::Json;
@@ -555,7 +587,7 @@ std::expected<void, Error> Router::route(const cdc::pgoutput::Insert& insert, co
                                          payload_bytes, *event.mutable_payload());
         if (!converted) {
             return invalidBecause("payload_type", fmt::format("event {} of type '{}': column '{}': {}", out.id, out.type,
-                                                              config_.outbox.columns.payload,
+                                                              rel.columns.payload,
                                                               converted.error().message));
         }
         out.content_type.assign(payload::TypedPayloads::contentType(*message_type));
@@ -657,7 +689,7 @@ std::expected<void, Error> Router::deadLetter(const cdc::pgoutput::Insert& inser
     };
     out.topic.assign(config_.invalid_rows.dead_letter_topic);
     const std::string* key_null = nullptr;
-    renderTemplate(config_.routing.key, rel.key_columns, tuple, out.key, key_null);
+    renderTemplate(*rel.key, rel.key_columns, tuple, out.key, key_null);
     out.key_is_null = key_null != nullptr && out.key.empty();
     out.id.assign(valueOf(rel.id));
     out.type.assign(valueOf(rel.type));

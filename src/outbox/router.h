@@ -141,6 +141,12 @@ public:
 
 private:
     struct Resolved {
+        // This table's columns and templates (its entry in source.outbox.tables, else the
+        // global ones); the templates point into the configuration.
+        config::OutboxColumns columns;
+        const config::Template* topic = nullptr;
+        const config::Template* key = nullptr;
+        std::vector<int> topic_group_numbers;  // per part of *topic: its regex group, or -1
         std::string schema;
         std::string table;
         int id = -1;
@@ -159,7 +165,10 @@ private:
         std::vector<std::pair<int, std::uint32_t>> fields;
     };
 
-    std::expected<void, Error> resolve(const cdc::pgoutput::Relation& relation);
+    std::expected<void, Error> resolve(const cdc::pgoutput::Relation& relation, const config::TableRouting& routing);
+    // The routing.topic_regex group number of each part of `topic` (-1 for the others); empty
+    // without a regex.
+    [[nodiscard]] std::vector<int> groupNumbers(const config::Template& topic) const;
 
     const config::Config& config_;
     std::unordered_map<std::uint32_t, Resolved> relations_;
@@ -177,10 +186,8 @@ private:
     // cleared on each row, so its strings and sub-messages keep their buffers (no allocation per
     // event once they are large enough).
     std::unique_ptr<outboxd::v1::Event> event_;
-    // routing.topic_regex compiled (nullptr when not set), the group number of each part of
-    // routing.topic (-1 for the others), and the groups of the last match.
+    // routing.topic_regex compiled (nullptr when not set), and the groups of the last match.
     std::unique_ptr<common::Regex> topic_regex_;
-    std::vector<int> topic_group_numbers_;
     std::vector<std::string_view> topic_groups_;
 };
 
