@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -252,6 +253,11 @@ KafkaReader::KafkaReader(std::vector<std::string> topics, std::string brokers,
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
     rd_kafka_conf_set(conf, "enable.partition.eof", "false", err, sizeof err);
     rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "1000", err, sizeof err);
+    // A partition is assigned at its beginning; if librdkafka's look-up of that offset fails for
+    // good (a partition just created), it falls back to auto.offset.reset (librdkafka's
+    // rd_kafka_toppar_handle_Offset), whose default "largest" would skip the records already
+    // there without a trace: start from the earliest instead.
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
     impl_->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (impl_->rk == nullptr) throw std::runtime_error(std::string("consumer: ") + err);
     rd_kafka_poll_set_consumer(impl_->rk);
@@ -297,6 +303,10 @@ std::vector<Record> KafkaReader::readUntil(std::size_t count, std::chrono::milli
             }
             impl_->next_offset[{r.topic, r.partition}] = r.offset + 1;
             out.push_back(std::move(r));
+        } else {
+            // A consumer error (offset reset, unknown partition...) is shown, never dropped.
+            std::fprintf(stderr, "KafkaReader: %s [%d]: %s\n", m->rkt != nullptr ? rd_kafka_topic_name(m->rkt) : "-",
+                         m->partition, rd_kafka_message_errstr(m));
         }
         rd_kafka_message_destroy(m);
     }
