@@ -44,11 +44,12 @@ Relation outboxRelation() {
     return r;
 }
 
+// `aggregate_type` must outlive the Insert: a Value is a view of its text (callers pass literals).
 Insert row(std::string_view aggregate_type) {
     Insert ins;
     ins.relation = RelationId{16384};
     ins.new_tuple = {Value{ValueKind::Text, "5b1a0c4e-9f51-4c3b-8a3e-0b7c2d1e6f70"},
-                     Value{ValueKind::Text, std::string(aggregate_type)}, Value{ValueKind::Text, "42"},
+                     Value{ValueKind::Text, aggregate_type}, Value{ValueKind::Text, "42"},
                      Value{ValueKind::Text, "UserRegistered"}, Value{ValueKind::Text, "{}"}};
     return ins;
 }
