@@ -31,6 +31,7 @@ cleanup() {
 trap cleanup EXIT
 fail() {
   echo "FAIL: $*" >&2
+  echo "outbox rows: $(pb_query "$auth" "SELECT count(*) FROM outbox" 2>&1); inbox rows, duplicates, rejected: $(inbox_stat 2>&1)" >&2
   for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f (last 30 lines)" >&2; tail -n 30 "$f" >&2; }; done
   exit 1
 }

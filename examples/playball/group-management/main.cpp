@@ -205,7 +205,19 @@ bool payloadJson(const outboxd::v1::Event& event, std::string& json, std::string
 std::set<std::pair<std::string, int>> replayed_partitions;
 bool replay_requested = false;
 
+std::string partitionNames(const rd_kafka_topic_partition_list_t* parts) {
+    std::string out;
+    for (int i = 0; i < parts->cnt; ++i) {
+        out += fmt::format("{}{} [{}]", i == 0 ? "" : ", ", parts->elems[i].topic, parts->elems[i].partition);
+    }
+    return out.empty() ? "nothing" : out;
+}
+
+// Said on stderr: which partitions this member holds is the first thing to know about a consumer
+// that applies nothing.
 void onRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void*) {
+    fmt::print(stderr, "playball-group-management: {} {}\n",
+               err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked", partitionNames(parts));
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         for (int i = 0; i < parts->cnt; ++i) {
             auto& p = parts->elems[i];
@@ -263,6 +275,11 @@ int consume(const Options& o) {
     set("allow.auto.create.topics", "false");
     replay_requested = o.from_beginning;
     rd_kafka_conf_set_rebalance_cb(conf, onRebalance);
+    // Client errors (a coordinator that cannot be reached, a group join refused) are said, not dropped.
+    rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int code, const char* reason, void*) {
+        fmt::print(stderr, "playball-group-management: kafka: {}: {}\n",
+                   rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code)), reason);
+    });
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!rk) {
         fmt::print(stderr, "playball-group-management: {}\n", err);
