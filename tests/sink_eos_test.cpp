@@ -148,3 +148,54 @@ TEST_CASE("a commit refused as fenced is fatal and names the transactional id", 
     CHECK_FALSE(isRetriable(result.error().kind));
     CHECK_THAT(result.error().message, Catch::Contains("transactional.id 'outboxd-42-shared_slot' was fenced"));
 }
+
+TEST_CASE("a record the broker refuses makes the commit fail and abort; the next transaction commits",
+          "[sink][eos]") {
+    // A refused record puts librdkafka's transaction in the abortable state: commit_transaction
+    // fails, and the sink aborts it so that the relay can send again from its checkpoint.
+    MockCluster mock;
+    auto created = sink::KafkaSink::create(kafkaConfig(mock), "outboxd-test-abortable");
+    if (!created) FAIL(created.error().message);
+    auto& s = **created;
+    rd_kafka_mock_push_request_errors(mock.cluster, /* ApiKey Produce */ 0, 1,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    REQUIRE(s.produce(event(1), 1));
+    auto result = s.commitTransaction(checkpoint("slot", "cp-1"));
+    REQUIRE_FALSE(result.has_value());
+    INFO(result.error().message);
+    CHECK(result.error().kind == ErrorKind::SinkDelivery);
+    CHECK(isRetriable(result.error().kind));
+    CHECK_THAT(result.error().message, Catch::Contains("aborted"));
+    CHECK_FALSE(s.transactionOpen());
+
+    // The refused request leaves a gap in the partition's sequence numbers; librdkafka recovers by
+    // bumping the producer epoch, which aborts the transaction open at that moment too (seen:
+    // "skipped sequence numbers"). Each such failure is an aborted, retriable one, and a later
+    // transaction commits.
+    bool committed = false;
+    for (int attempt = 0; attempt < 10 && !committed; ++attempt) {
+        auto produced = s.produce(event(2 + attempt), static_cast<std::uint64_t>(2 + attempt));
+        if (!produced) {
+            // (Opening the next transaction can be refused while librdkafka recovers.)
+            INFO(produced.error().message);
+            CHECK(isRetriable(produced.error().kind));
+            std::vector<sink::Delivery> out;
+            REQUIRE(s.poll(500ms, out));
+            continue;
+        }
+        CHECK(s.transactionOpen());
+        auto again = s.commitTransaction(checkpoint("slot", "cp-" + std::to_string(2 + attempt)));
+        CHECK_FALSE(s.transactionOpen());
+        if (again) {
+            committed = true;
+        } else {
+            INFO(again.error().message);
+            CHECK(isRetriable(again.error().kind));
+            CHECK_THAT(again.error().message, Catch::Contains("aborted"));
+        }
+        // The relay waits before it starts again; so does this loop, while the epoch is bumped.
+        std::vector<sink::Delivery> out;
+        REQUIRE(s.poll(500ms, out));
+    }
+    CHECK(committed);
+}
