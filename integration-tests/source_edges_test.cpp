@@ -114,9 +114,11 @@ TEST_CASE("publication_that_would_not_carry_every_insert_is_refused", "[integrat
     }
     pg.exec("ALTER PUBLICATION it_pubnarrow SET (publish = 'insert')");
 
+    // Row filters and column lists came with PostgreSQL 15: on 14 a publication has neither.
+    const bool filters = std::stoi(*pg.scalar("SHOW server_version_num")) >= 150000;
     // GIVEN a row filter on the outbox table (PostgreSQL 15+), THEN outboxd refuses it
-    pg.exec("ALTER PUBLICATION it_pubnarrow SET TABLE outbox WHERE (aggregatetype <> 'group')");
-    {
+    if (filters) {
+        pg.exec("ALTER PUBLICATION it_pubnarrow SET TABLE outbox WHERE (aggregatetype <> 'group')");
         Daemon daemon("it_pubnarrow_c", relayConfig(db, "it_pubnarrow"));
         daemon.start();
         auto code = exitsSoon(daemon);
@@ -126,9 +128,9 @@ TEST_CASE("publication_that_would_not_carry_every_insert_is_refused", "[integrat
         CHECK_THAT(daemon.log(), Catch::Contains("row filter") && Catch::Contains("DROP TABLE"));
     }
 
-    // GIVEN a column list on the outbox table, THEN outboxd refuses it too
-    pg.exec("ALTER PUBLICATION it_pubnarrow SET TABLE outbox (id, aggregatetype, aggregateid, type)");
-    {
+    // GIVEN a column list on the outbox table (PostgreSQL 15+), THEN outboxd refuses it too
+    if (filters) {
+        pg.exec("ALTER PUBLICATION it_pubnarrow SET TABLE outbox (id, aggregatetype, aggregateid, type)");
         Daemon daemon("it_pubnarrow_d", relayConfig(db, "it_pubnarrow"));
         daemon.start();
         auto code = exitsSoon(daemon);
