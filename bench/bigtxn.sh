@@ -10,6 +10,11 @@
 # PostgreSQL decodes the transaction only after its commit, spilling it to disk past
 # logical_decoding_work_mem (64 MiB): the relay receives it as one long stream of inserts between
 # one Begin and one Commit, and can confirm nothing to the slot until the whole is acknowledged.
+# Unless BENCH_SKIP_EOS=1, outboxd then reads it again from a slot of its own in exactly-once mode
+# (topics eos.outbox.event.*, read back with read_committed): the whole PostgreSQL transaction is
+# one Kafka transaction, which must commit within the producer's transaction.timeout.ms (the relay
+# stops at 90% of it, saying so; BENCH_KAFKA_PROPERTIES may raise it, e.g.
+# '"transaction.timeout.ms": "300000"', within the broker's transaction.max.timeout.ms).
 #   bench/bigtxn.sh [EVENTS]
 # BENCH_DEBEZIUM_TIMEOUT (seconds, default 900) bounds Debezium's run; BENCH_NO_BUILD=1 uses BENCH_BUILD_DIR as it is; BENCH_KEEP_WORK=1 keeps
 # the work folder.
@@ -19,6 +24,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 events=${1:-1000000}
 build=${BENCH_BUILD_DIR:-$root/build-release}
 skip_dbz=${BENCH_SKIP_DEBEZIUM:-0}
+skip_eos=${BENCH_SKIP_EOS:-0}
 dbz_timeout=${BENCH_DEBEZIUM_TIMEOUT:-900}
 
 "$root/scripts/install-deps.sh" --test >/dev/null
@@ -31,7 +37,9 @@ bench_stop() {
 }
 relay_pid=""
 consumer_pid=""
-bench_services bigtxn outboxd
+slots=(outboxd)
+[ "$skip_eos" = 1 ] || slots+=(eos)
+bench_services bigtxn "${slots[@]}"
 [ "$skip_dbz" = 1 ] || psql -X -q -At "$dsn" -c "SELECT pg_create_logical_replication_slot('debezium', 'pgoutput')" >/dev/null
 
 now() { date +%s.%N; }
@@ -51,7 +59,8 @@ cpu_of() {
   echo "($u + $s) / $(getconf CLK_TCK)" | bc -l
 }
 
-# run RELAY TOPIC_PREFIX: prints "seconds peak_rss_kb cpu_s received"
+# run RELAY TOPIC_PREFIX: prints "seconds peak_rss_kb cpu_s received"; RELAY is outboxd,
+# outboxd-eos (exactly-once, slot eos) or debezium. A relay that exits first ends the run.
 run() {
   local relay=$1 prefix=$2 dir="$work/$1" t0 s rss cpu
   mkdir -p "$dir"
@@ -61,21 +70,26 @@ run() {
   consumer_pid=$!
   for _ in $(seq 1 600); do grep -q started "$dir/count.err" 2>/dev/null && break; sleep 0.05; done
   t0=$(now)
-  if [ "$relay" = outboxd ]; then
-    local metrics_port
+  if [ "$relay" != debezium ]; then
+    local metrics_port slot=outboxd sink_extra=""
+    [ "$relay" = outboxd ] || { slot=eos; sink_extra="    delivery: exactly-once
+    checkpoint_topic: outboxd.bench.checkpoints"; }
     metrics_port=$(. "$root/integration-tests/env/lib.sh"; free_port)
     cat >"$dir/outboxd.yaml" <<YAML
 source:
   postgres:
     dsn: "$dsn"
-    slot: outboxd
+    slot: $slot
     publication: bench
     create_slot: false
     create_publication: false
+routing:
+  topic: "$prefix{aggregatetype}"
 sink:
   kafka:
     brokers: "$OUTBOXD_IT_KAFKA_BROKERS"
     properties: {${BENCH_KAFKA_PROPERTIES:-}}
+$sink_extra
 metrics:
   listen: "127.0.0.1:$metrics_port"
 log:
@@ -89,10 +103,15 @@ YAML
                 DBZ_KAFKA_BROKERS="$OUTBOXD_IT_KAFKA_BROKERS" DBZ_TOPIC_PREFIX=debezium.outbox.event. \
                 DEBEZIUM_JAVA_HOME="${dbz_java%/bin/java}" "$root/bench/debezium/run.sh")
   fi
+  while kill -0 "$consumer_pid" 2>/dev/null; do
+    kill -0 "$relay_pid" 2>/dev/null || { sleep 3; kill -TERM "$consumer_pid" 2>/dev/null || true; break; }
+    sleep 0.2
+  done
   if ! wait "$consumer_pid"; then
     consumer_pid=""
-    echo "$relay: Kafka holds $(cat "$dir/count.out") of $events events" >&2
-    tail -n 30 "$dir/outboxd.log" "$dir/debezium/debezium.log" 2>/dev/null >&2 || true
+    kill -0 "$relay_pid" 2>/dev/null || echo "$relay: the relay exited before the consumer had every event" >&2
+    echo "$relay: the consumer counted $(cat "$dir/count.out" 2>/dev/null | grep . || echo "nothing it printed (stopped)") of $events events" >&2
+    tail -n 30 "$dir/outboxd.log" "$dir/debezium/debezium.log" >&2 2>/dev/null || true
     exit 1
   fi
   consumer_pid=""
@@ -108,16 +127,26 @@ YAML
 }
 
 read -r o_s o_rss o_cpu o_n < <(run outboxd outbox.event.)
+[ -n "${o_n:-}" ] || exit 1
 cat <<REPORT
 date:            $(date -u +%Y-%m-%dT%H:%MZ)
 machine:         $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)
 versions:        outboxd $("$build/outboxd" --version | head -n 1 | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $("$build/outboxd" --version | sed -n 's/^librdkafka //p'), protobuf $("$build/outboxd" --version | sed -n 's/^protobuf //p')
-command:         bench/bigtxn.sh $events${BENCH_SKIP_DEBEZIUM:+ (BENCH_SKIP_DEBEZIUM=$skip_dbz)}
+command:         ${BENCH_KAFKA_PROPERTIES:+BENCH_KAFKA_PROPERTIES='$BENCH_KAFKA_PROPERTIES' }bench/bigtxn.sh $events${BENCH_SKIP_DEBEZIUM:+ (BENCH_SKIP_DEBEZIUM=$skip_dbz)}
 transaction:     $events events in one transaction, $wal_mib MiB of WAL, committed in ${fill_s}s
 outboxd:         ${o_s}s from process start to the last event read back from Kafka ($(echo "$events / $o_s" | bc) events/s), $o_n events
 outboxd peak RSS: $((o_rss / 1024)) MiB (VmHWM)
 outboxd CPU:     $(printf '%.2f' "$o_cpu")s user+sys, $(echo "scale=2; $o_cpu * 100000 / $events" | bc | lz) s per 100k events
 REPORT
+if [ "$skip_eos" != 1 ]; then
+  read -r e_s e_rss e_cpu e_n < <(run outboxd-eos eos.outbox.event.)
+  [ -n "${e_n:-}" ] || { tail -n 5 "$work/outboxd-eos/outboxd.log" >&2; exit 1; }
+  cat <<REPORT
+exactly-once:    ${e_s}s from process start to the last event read back (read_committed) from Kafka ($(echo "$events / $e_s" | bc) events/s), $e_n events; one Kafka transaction
+exactly-once peak RSS: $((e_rss / 1024)) MiB (VmHWM)
+exactly-once CPU: $(printf '%.2f' "$e_cpu")s user+sys, $(echo "scale=2; $e_cpu * 100000 / $events" | bc | lz) s per 100k events ($(echo "scale=2; $e_cpu / $o_cpu" | bc | lz) of at-least-once's)
+REPORT
+fi
 if [ "$skip_dbz" != 1 ]; then
   read -r d_s d_rss d_cpu d_n < <(run debezium debezium.outbox.event.)
   cat <<REPORT

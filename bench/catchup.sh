@@ -8,6 +8,9 @@
 #     a protobuf message from bench/proto/bench.proto; skipped with BENCH_SKIP_TYPED=1), into
 #     topics typed.outbox.event.<aggregatetype>;
 #   - pg_recvlogical reads it again from slot 3 (a second sample, the machine is shared);
+#   - outboxd reads it again in exactly-once mode (sink.kafka.delivery: exactly-once, the default
+#     transaction_interval_ms unless BENCH_EOS_INTERVAL_MS) into topics eos.outbox.event.<type>,
+#     counted back with a read_committed consumer (skipped with BENCH_SKIP_EOS=1);
 #   - Debezium Server (PostgreSQL connector + Outbox Event Router, bench/debezium/run.sh) reads it
 #     from slot 4 into topics debezium.outbox.event.<aggregatetype>, until its offset file records
 #     the backlog's last event as processed (skipped with BENCH_SKIP_DEBEZIUM=1);
@@ -29,6 +32,7 @@ per_txn=5
 build=${BENCH_BUILD_DIR:-$root/build-release}
 skip_dbz=${BENCH_SKIP_DEBEZIUM:-0}
 skip_typed=${BENCH_SKIP_TYPED:-0}
+skip_eos=${BENCH_SKIP_EOS:-0}
 dbz_timeout=${BENCH_DEBEZIUM_TIMEOUT:-600}
 payload_bytes=${BENCH_PAYLOAD_BYTES:-0}
 types=${BENCH_AGGREGATE_TYPES:-3}
@@ -45,6 +49,7 @@ outboxd_pid=""
 dbz_pid=""
 slots=(recv1 outboxd recv2)
 [ "$skip_typed" = 1 ] || slots+=(typed)
+[ "$skip_eos" = 1 ] || slots+=(eos)
 [ "$skip_dbz" = 1 ] || slots+=(debezium)
 bench_services bench "${slots[@]}"
 bindir=$OUTBOXD_IT_PG_BINDIR
@@ -68,10 +73,11 @@ recvlogical() {
 recv1_s=$(recvlogical recv1)
 
 end_num=$(( (16#${end_lsn%/*} << 32) | 16#${end_lsn#*/} ))
-# run_outboxd SLOT TOPIC_PREFIX [YAML]: outboxd from process start until SLOT's confirmed LSN
-# reaches the backlog's end; sets run_s, run_first_s, run_rss_kb, run_cpu_s.
+# run_outboxd SLOT TOPIC_PREFIX [YAML [SINK_YAML]]: outboxd from process start until SLOT's
+# confirmed LSN reaches the backlog's end; sets run_s, run_first_s, run_rss_kb, run_cpu_s. YAML is
+# added at the top level, SINK_YAML under sink.kafka.
 run_outboxd() {
-  local slot=$1 prefix=$2 extra=${3:-} port t0 m published confirmed utime stime pid
+  local slot=$1 prefix=$2 extra=${3:-} sink_extra=${4:-} port t0 m published confirmed utime stime pid
   port=$(. "$root/integration-tests/env/lib.sh"; free_port)
   cat >"$work/$slot.yaml" <<YAML
 source:
@@ -87,6 +93,7 @@ sink:
   kafka:
     brokers: "$OUTBOXD_IT_KAFKA_BROKERS"
     properties: {${BENCH_KAFKA_PROPERTIES:-}}
+$sink_extra
 metrics:
   listen: "127.0.0.1:$port"
 log:
@@ -134,6 +141,15 @@ if [ "$skip_typed" != 1 ]; then
 fi
 
 recv2_s=$(recvlogical recv2)
+
+# The same backlog in exactly-once mode: Kafka transactions over whole PostgreSQL transactions,
+# each ending with its checkpoint record; the slot is confirmed after each Kafka commit.
+if [ "$skip_eos" != 1 ]; then
+  run_outboxd eos eos.outbox.event. "" "    delivery: exactly-once
+    checkpoint_topic: outboxd.bench.checkpoints${BENCH_EOS_INTERVAL_MS:+
+    transaction_interval_ms: $BENCH_EOS_INTERVAL_MS}"
+  eos_s=$run_s; eos_first_s=$run_first_s; eos_rss_kb=$run_rss_kb; eos_cpu_s=$run_cpu_s
+fi
 
 # Debezium step. Debezium Server's Kafka sink waits for every record of a batch to be acknowledged
 # before it marks the batch processed, and with offset.flush.interval.ms=0 it then writes its
@@ -208,6 +224,15 @@ if [ "$skip_typed" != 1 ]; then
                    --count 1 --timeout-ms 30000 | sed -n 's/.*payload (\(.*\)): \(.*\)/\1, \2/p') || true
 fi
 
+eos_in_kafka=0
+if [ "$skip_eos" != 1 ]; then
+  for topic in $(bench_topics eos.outbox.event. "$types"); do
+    n=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --format count \
+          --isolation read_committed --idle-ms 3000 --timeout-ms 120000 | sed -E 's/.*received=([0-9]+).*/\1/')
+    eos_in_kafka=$((eos_in_kafka + n))
+  done
+fi
+
 dbz_in_kafka=0
 if [ "$skip_dbz" != 1 ]; then
   # shellcheck disable=SC2046
@@ -247,6 +272,17 @@ typed peak RSS, CPU:  $((typed_rss_kb / 1024)) MiB, $(printf '%.2f' "$typed_cpu_
 typed in Kafka:       $typed_in_kafka of $events; a record's payload: ${typed_sample:-none read}
 REPORT
 fi
+if [ "$skip_eos" = 1 ]; then
+  echo "exactly-once:         skipped (BENCH_SKIP_EOS=1)"
+else
+  eos_rate=$(rate "$eos_s")
+  cat <<REPORT
+exactly-once:         ${eos_s}s ($eos_rate events/s) from process start to the last LSN confirmed, $(echo "scale=2; $eos_rate / $outboxd_rate" | bc | lz) of the at-least-once run's events/s; transaction_interval_ms ${BENCH_EOS_INTERVAL_MS:-default}
+exactly-once from first: $(rate "$(echo "$eos_s - $eos_first_s" | bc)") events/s from the first event acknowledged to the last LSN confirmed
+exactly-once RSS, CPU: $((eos_rss_kb / 1024)) MiB, $(printf '%.2f' "$eos_cpu_s")s user+sys, $(echo "scale=2; $eos_cpu_s * 100000 / $events" | bc | lz) s per 100k events ($(echo "scale=2; $eos_cpu_s / $cpu_s" | bc | lz) of the at-least-once run's)
+exactly-once in Kafka: $eos_in_kafka of $events (read_committed)
+REPORT
+fi
 if [ "$skip_dbz" = 1 ]; then
   echo "debezium:             skipped (BENCH_SKIP_DEBEZIUM=1)"
 else
@@ -266,3 +302,4 @@ REPORT
 fi
 [ "$in_kafka" -ge "$events" ]
 [ "$skip_typed" = 1 ] || [ "$typed_in_kafka" -ge "$events" ]
+[ "$skip_eos" = 1 ] || [ "$eos_in_kafka" -eq "$events" ]

@@ -6,8 +6,12 @@
 # consumer reads the topics from the beginning. Each restart re-sends what the slot had not
 # confirmed at the kill, so duplicates = records read - distinct event ids, and per kill is that
 # divided by the kills. Prints one line, and fails if any event written is missing.
+# BENCH_DELIVERY=exactly-once runs the same kills with sink.kafka.delivery: exactly-once (Kafka
+# transactions every BENCH_EOS_INTERVAL_MS, default the relay's 100) and a read_committed consumer
+# (outboxd-consume's default in both modes): there the script also fails on any duplicate.
 #   bench/duplicates.sh
 # Environment: BENCH_RATE (default 1000), BENCH_KILLS (default 10), BENCH_SEED (default 1),
+# BENCH_DELIVERY (at-least-once or exactly-once, default at-least-once), BENCH_EOS_INTERVAL_MS,
 # BENCH_BUILD_DIR (default build-release), BENCH_NO_BUILD=1 uses BENCH_BUILD_DIR as it is,
 # BENCH_KEEP_WORK=1 keeps the work folder.
 set -euo pipefail
@@ -17,6 +21,14 @@ rate=${BENCH_RATE:-1000}
 kills=${BENCH_KILLS:-10}
 build=${BENCH_BUILD_DIR:-$root/build-release}
 RANDOM=${BENCH_SEED:-1}
+delivery=${BENCH_DELIVERY:-at-least-once}
+case $delivery in
+  at-least-once) sink_extra="" ;;
+  exactly-once) sink_extra="    delivery: exactly-once
+    checkpoint_topic: outboxd.bench.checkpoints${BENCH_EOS_INTERVAL_MS:+
+    transaction_interval_ms: $BENCH_EOS_INTERVAL_MS}" ;;
+  *) echo "BENCH_DELIVERY is at-least-once or exactly-once, not '$delivery'" >&2; exit 2 ;;
+esac
 
 "$root/scripts/install-deps.sh" --test >/dev/null
 [ "${BENCH_NO_BUILD:-0}" = 1 ] || BUILD_DIR=$build "$root/scripts/build.sh" --release --no-tests >/dev/null
@@ -40,6 +52,7 @@ source:
 sink:
   kafka:
     brokers: "$OUTBOXD_IT_KAFKA_BROKERS"
+$sink_extra
 metrics:
   listen: ""
 log:
@@ -86,8 +99,12 @@ distinct=$(sort -u "$work/ids.txt" | wc -l)
 written=$(psql -X -At "$dsn" -c "SELECT count(*) FROM outbox")
 dups=$(( read_total - distinct ))
 restarts=$(( $(streamed) - 1 ))
-echo "date $(date -u +%Y-%m-%dT%H:%MZ), rate $rate/s, $(cat "$work/load.out"), kills $kills (restarts that streamed: $restarts), written $written, read $read_total, distinct $distinct, duplicates $dups, per kill $(echo "scale=1; $dups / $kills" | bc), $("$build/outboxd" --version), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "date $(date -u +%Y-%m-%dT%H:%MZ), $delivery${BENCH_EOS_INTERVAL_MS:+ (transaction_interval_ms $BENCH_EOS_INTERVAL_MS)}, seed ${BENCH_SEED:-1}, rate $rate/s, $(cat "$work/load.out"), kills $kills (restarts that streamed: $restarts), written $written, read $read_total, distinct $distinct, duplicates $dups, per kill $(echo "scale=1; $dups / $kills" | bc), $("$build/outboxd" --version), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$distinct" -ne "$written" ]; then
   echo "LOST: $((written - distinct)) of $written events written are not in Kafka" >&2
+  exit 1
+fi
+if [ "$delivery" = exactly-once ] && [ "$dups" -ne 0 ]; then
+  echo "DUPLICATED: $dups records a read_committed consumer read twice in exactly-once mode" >&2
   exit 1
 fi

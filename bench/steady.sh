@@ -23,11 +23,14 @@
 #     outboxd-load's rows) at the rate: produce-to-acknowledgement from its delivery reports, and
 #     produce-to-consumer from the same consumer the relays' runs use;
 #   - the floor's p99 is the sum of the two p99s, printed beside outboxd's p99.
+# With BENCH_EOS_INTERVALS (e.g. "25 100 250"), outboxd also runs in exactly-once mode after its
+# at-least-once run, once per transaction_interval_ms listed (relay "outboxd-eos-<ms>"); the
+# consumers read with isolation.level=read_committed (outboxd-consume's default) throughout.
 # Prints a markdown table and writes a PNG plot of p50/p99 latency against rate (gnuplot,
 # installed with apt when missing).
 #   bench/steady.sh
 # Environment: BENCH_RATES (default "1000 10000"), BENCH_DURATION (seconds, default 60),
-# BENCH_SKIP_DEBEZIUM=1, BENCH_SKIP_FLOOR=1, BENCH_FLOOR_SIZE (bytes, default 256), BENCH_KAFKA_PROPERTIES (extra outboxd producer properties in YAML flow
+# BENCH_EOS_INTERVALS (default none), BENCH_SKIP_DEBEZIUM=1, BENCH_SKIP_FLOOR=1, BENCH_FLOOR_SIZE (bytes, default 256), BENCH_KAFKA_PROPERTIES (extra outboxd producer properties in YAML flow
 # syntax, e.g. '"linger.ms": "0"'), BENCH_PLOT (default bench/latency.png; "none" for no plot),
 # BENCH_BUILD_DIR (default build-release), BENCH_NO_BUILD=1 uses BENCH_BUILD_DIR as it is; BENCH_KEEP_WORK=1 keeps the work folder.
 set -euo pipefail
@@ -41,7 +44,8 @@ skip_floor=${BENCH_SKIP_FLOOR:-0}
 floor_size=${BENCH_FLOOR_SIZE:-256}
 plot=${BENCH_PLOT:-$root/bench/latency.png}
 relays="outboxd"
-[ "$skip_dbz" = 1 ] || relays="outboxd debezium"
+for ms in ${BENCH_EOS_INTERVALS:-}; do relays="$relays outboxd-eos-$ms"; done
+[ "$skip_dbz" = 1 ] || relays="$relays debezium"
 
 "$root/scripts/install-deps.sh" --test >/dev/null
 [ "${BENCH_NO_BUILD:-0}" = 1 ] || BUILD_DIR=$build "$root/scripts/build.sh" --release --no-tests >/dev/null
@@ -88,7 +92,7 @@ topics_of() {
 results="$work/results.tsv"
 : >"$results"
 run_one() {
-  local relay=$1 rate=$2 dir="$work/$1-$2" slot="${1}_$2" per_txn t0 first_s cpu0 cpu1 rss_kb
+  local relay=$1 rate=$2 dir="$work/$1-$2" slot="${1//-/_}_$2" per_txn t0 first_s cpu0 cpu1 rss_kb sink_extra=""
   mkdir -p "$dir"
   per_txn=${BENCH_PER_TXN:-$(( (rate + 999) / 1000 ))}; [ "$per_txn" -gt 10 ] && per_txn=10
   psql -X -q -At -v ON_ERROR_STOP=1 "$dsn" -c "SELECT pg_create_logical_replication_slot('$slot', 'pgoutput')" >/dev/null
@@ -101,7 +105,11 @@ run_one() {
   wait_line "$dir/warm.err" "outboxd-consume: started" 60
   sleep 1
   t0=$(now)
-  if [ "$relay" = outboxd ]; then
+  if [ "${relay%%-*}" = outboxd ]; then
+    # outboxd-eos-<ms>: exactly-once, Kafka transactions committed every <ms> ms.
+    [ "$relay" = outboxd ] || sink_extra="    delivery: exactly-once
+    checkpoint_topic: outboxd.bench.checkpoints
+    transaction_interval_ms: ${relay##*-}"
     local metrics_port
     metrics_port=$(. "$root/integration-tests/env/lib.sh"; free_port)
     cat >"$dir/outboxd.yaml" <<YAML
@@ -116,6 +124,7 @@ sink:
   kafka:
     brokers: "$OUTBOXD_IT_KAFKA_BROKERS"
     properties: {${BENCH_KAFKA_PROPERTIES:-}}
+$sink_extra
 metrics:
   listen: "127.0.0.1:$metrics_port"
 log:
@@ -137,7 +146,7 @@ YAML
   first_s=$(echo "$(now) - $t0" | bc | lz)
 
   local consumers=(payload-ts)
-  [ "$relay" = outboxd ] && consumers+=(commit-time)
+  [ "$relay" = debezium ] || consumers+=(commit-time)
   local c_pids=() c
   for c in "${consumers[@]}"; do
     # shellcheck disable=SC2046
@@ -158,7 +167,7 @@ YAML
   wk1=$(wakeups_of "$relay_pid")
   rss_kb=$(awk '/^VmHWM/{print $2}' "/proc/$relay_pid/status")
   local acked=""
-  if [ "$relay" = outboxd ]; then
+  if [ "$relay" != debezium ]; then
     # outboxd's own commit-to-acknowledgement histogram (warm-up events included): the share
     # acknowledged by Kafka within 2, 5 and 10 ms, to tell the relay's part from the consumer's.
     acked=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics" | awk '
@@ -187,11 +196,11 @@ YAML
   wake="$(echo "scale=2; ($a1 - $a0) / $sent" | bc | lz)/$(echo "scale=2; ($m1 - $m0) / $sent" | bc | lz)"
   achieved=$(sed -E 's/.*rate=([0-9]+).*/\1/' "$dir/load.out")
   lat=$(sed -E 's/received=([0-9]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+) max_ms=([0-9.]+)/\1 \2 \3 \4/' "$dir/lat-payload-ts.out")
-  if [ "$relay" = outboxd ]; then
+  if [ "$relay" != debezium ]; then
     commit=$(sed -E 's/received=[0-9]+ p50_ms=([0-9.-]+) p99_ms=([0-9.-]+) max_ms=([0-9.-]+)/\1 \2 \3/' "$dir/lat-commit-time.out")
   fi
   echo "$relay: rate $rate, $(cat "$dir/load.out"), payload-ts $(cat "$dir/lat-payload-ts.out")$(
-    [ "$relay" = outboxd ] && echo ", commit-time $(cat "$dir/lat-commit-time.out")"), first event ${first_s}s, wake-ups per event (all threads/main thread) ${wake}, ${acked:+acked by Kafka within 2/5/10 ms: $acked, }threads ${threads}, VmHWM $((rss_kb / 1024)) MiB, CPU $(printf '%.2f' "$(echo "$cpu1 - $cpu0" | bc -l)")s" >&2
+    [ "$relay" != debezium ] && echo ", commit-time $(cat "$dir/lat-commit-time.out")"), first event ${first_s}s, wake-ups per event (all threads/main thread) ${wake}, ${acked:+acked by Kafka within 2/5/10 ms: $acked, }threads ${threads}, VmHWM $((rss_kb / 1024)) MiB, CPU $(printf '%.2f' "$(echo "$cpu1 - $cpu0" | bc -l)")s" >&2
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$relay" "$rate" "$achieved" "$sent" "$lat" "$commit" \
     "$rss_kb" "$(echo "scale=3; ($cpu1 - $cpu0) * 100000 / $sent" | bc | lz)" "$first_s" "$per_txn" "$duration" "$wake" \
     | tr ' ' '\t' >>"$results"
@@ -248,7 +257,7 @@ echo "date:     $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine:  $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "versions: outboxd $("$build/outboxd" --version | head -n 1 | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $("$build/outboxd" --version | sed -n 's/^librdkafka //p'), protobuf $("$build/outboxd" --version | sed -n 's/^protobuf //p')$(
   [ "$skip_dbz" = 1 ] || echo ", Debezium Server $(. "$root/bench/debezium/lib.sh"; debezium_version) on $("$dbz_java" -version 2>&1 | head -n 1 | cut -d'"' -f2)")"
-echo "command:  BENCH_RATES=\"$rates\" BENCH_DURATION=$duration${BENCH_KAFKA_PROPERTIES:+ BENCH_KAFKA_PROPERTIES='$BENCH_KAFKA_PROPERTIES'} bench/steady.sh"
+echo "command:  BENCH_RATES=\"$rates\" BENCH_DURATION=$duration${BENCH_EOS_INTERVALS:+ BENCH_EOS_INTERVALS=\"$BENCH_EOS_INTERVALS\"}${BENCH_KAFKA_PROPERTIES:+ BENCH_KAFKA_PROPERTIES='$BENCH_KAFKA_PROPERTIES'} bench/steady.sh"
 echo
 echo "| relay | target events/s | achieved events/s | events (received/sent) | p50 ms | p99 ms | max ms | commit-to-consumer p50 / p99 / max ms | peak RSS | CPU s per 100k events | wake-ups per event (all threads / main) | first event |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -1,7 +1,8 @@
 // Events to many topics the broker creates on first use (auto.create.topics.enable), written as a
 // steady stream of small transactions while the topics appear: every event must arrive on its topic
-// (at least once: when the relay sends again from its last confirmed LSN, some arrive twice). The reader that follows the stream is checked against a second reader made
-// after every topic exists, so a record the first one missed is told apart from one never written.
+// (at least once: when the relay sends again from its last confirmed LSN, some arrive twice). The
+// reader that follows the stream is checked against a second reader made after every topic exists,
+// so a record the first one missed is told apart from one never written.
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -104,18 +105,23 @@ TEST_CASE("events_to_many_auto_created_topics_all_arrive", "[integration]") {
     KafkaReader late(topics);
     auto all = late.readUntil(kEvents, 180s);
     for (auto& r : late.drain(3s)) all.push_back(std::move(r));
-    const auto by_late = problems(collect(all), prefix);
+    const auto seen_late = collect(all);
+    const auto by_late = problems(seen_late, prefix);
     if (!by_follower.empty() || !by_late.empty()) {
         std::ofstream(fmt::format("/tmp/{}.log", prefix)) << d.log();
     }
     std::size_t twice = 0;
-    for (const auto& [seq, on] : collect(all)) twice += on.size() > 1 ? 1 : 0;
+    for (const auto& [seq, on] : seen_late) twice += on.size() > 1 ? 1 : 0;
     // A partition's first batch acknowledged only by the next one (not in the log) is sent again.
     const bool resent = d.log().find("delivered without an offset") != std::string::npos;
     INFO("outboxd's log: /tmp/" << prefix << ".log");
-    INFO("events read more than once: " << twice << (resent ? " (the relay sent again after an acknowledgement "
-                                                              "without an offset)" : ""));
-    if (twice > 0 || resent) WARN("sent again: " << twice << " events twice; unverified acknowledgement: " << resent);
+    // Said as a warning (shown even when the scenario passes): how often the resend happened.
+    if (twice > 0 || resent) {
+        WARN("events read more than once: " << twice
+                                            << (resent ? " (the relay sent again after an acknowledgement without an "
+                                                         "offset)"
+                                                       : ""));
+    }
     INFO("late reader: " << all.size() << " records; " << by_late);
     INFO("follower: " << followed.size() << " records; " << by_follower);
     CHECK(by_late.empty());

@@ -289,17 +289,18 @@ struct KafkaSink::Impl {
 
     static void onDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
         auto* self = static_cast<Impl*>(opaque);
+        const bool no_offset = unverified(msg);
         if (reinterpret_cast<std::uintptr_t>(msg->_private) == kCheckpointToken) {
             if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) self->checkpoint_error = rd_kafka_err2str(msg->err);
-            if (unverified(msg)) self->checkpoint_error = unverifiedError(msg);
+            if (no_offset) self->checkpoint_error = unverifiedError(msg);
             return;
         }
         Delivery d;
         d.token = reinterpret_cast<std::uintptr_t>(msg->_private);
-        d.ok = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && !unverified(msg);
+        d.ok = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && !no_offset;
         d.bytes = msg->len;
         if (msg->rkt != nullptr) d.topic = rd_kafka_topic_name(msg->rkt);
-        if (unverified(msg)) {
+        if (no_offset) {
             d.error = unverifiedError(msg);
         } else if (!d.ok) {
             d.error = rd_kafka_err2str(msg->err);
