@@ -327,8 +327,22 @@ run_case() {  # run_case N: prints "records|result"
             DEBEZIUM_JAVA_HOME="${java%/bin/java}" "$root/bench/debezium/run.sh")
   "$build/outboxd" --config "$cdir/outboxd.yaml" >"$cdir/outboxd.log" 2>&1 &
   obx_pid=$!
+  # Debezium's records, waited for while its JVM runs: one that exits (a Java too old, a
+  # configuration it refuses) ends the wait at once, with its log's end, instead of after 300 s.
   "$build/outboxd-consume" --brokers "$dbz_brokers" "${topic_args[@]}" --format count --count "$expected" \
-      --timeout-ms 300000 >/dev/null 2>"$cdir/wait-dbz.err" || rc=1
+      --timeout-ms 300000 >/dev/null 2>"$cdir/wait-dbz.err" &
+  local wait_pid=$!
+  while kill -0 "$wait_pid" 2>/dev/null; do
+    if ! kill -0 "$dbz_pid" 2>/dev/null; then
+      sleep 1
+      kill "$wait_pid" 2>/dev/null || true
+      echo "case $n: Debezium Server exited before its records came; the end of $cdir/debezium/debezium.log:" >&2
+      tail -n 20 "$cdir/debezium/debezium.log" >&2 || true
+      break
+    fi
+    sleep 0.5
+  done
+  wait "$wait_pid" || rc=1
   "$build/outboxd-consume" --brokers "$obx_brokers" "${topic_args[@]}" --format count --count "$expected" \
       --timeout-ms 60000 >/dev/null 2>"$cdir/wait-obx.err" || rc=1
   # A moment for anything beyond the expected records, then both stop and every record is read.

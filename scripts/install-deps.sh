@@ -28,7 +28,8 @@ build_pkgs=(g++ cmake ninja-build pkg-config libpq-dev libyaml-cpp-dev libprotob
 # The runtime image copies librdkafka from the build stage; these are the libraries it links.
 runtime_pkgs=(libpq5 libssl3 libsasl2-2 zlib1g libzstd1 liblz4-1 libcurl4 libyaml-cpp0.7 libprotobuf32
               libfmt9 libspdlog1.10 libprometheus-cpp-core1.0 libmicrohttpd12 libsimdjson14 libpcre2-8-0 ca-certificates curl)
-test_pkgs=(postgresql postgresql-contrib maven default-jdk-headless curl procps bc openssl unzip xz-utils clang-19 libclang-rt-19-dev)
+test_pkgs=(postgresql postgresql-contrib maven default-jdk-headless curl procps bc openssl unzip xz-utils clang-19 libclang-rt-19-dev
+           python3)
 
 case "$mode" in
   --build) pkgs=("${build_pkgs[@]}") ;;
