@@ -214,7 +214,7 @@ TEST_CASE("exactly-once delivery and its keys are read; at-least-once stays the 
     CHECK(d.kafka.delivery == Delivery::AtLeastOnce);
     CHECK(d.kafka.transactional_id.empty());
     CHECK(d.kafka.checkpoint_topic == "outboxd.checkpoints");
-    CHECK(d.kafka.transaction_interval == std::chrono::milliseconds{100});
+    CHECK(d.kafka.transaction_interval == std::chrono::milliseconds{50});
     CHECK(d.kafka.transaction_max_events == 10000);
 
     std::string yaml = withKafka("k:9092") +

@@ -147,7 +147,7 @@ struct KafkaConfig {
     std::string transactional_id;
     std::string checkpoint_topic = "outboxd.checkpoints";
     // A Kafka transaction is committed at the first PostgreSQL commit after either bound.
-    std::chrono::milliseconds transaction_interval{100};
+    std::chrono::milliseconds transaction_interval{50};
     std::int64_t transaction_max_events = 10000;
 };
 

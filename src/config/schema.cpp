@@ -130,7 +130,7 @@ constexpr std::array kKeys{
         .doc = "exactly-once: the producer's transactional.id; empty: outboxd-<system identifier>-<slot>."},
     Key{.path = "sink.kafka.checkpoint_topic", .type = Type::String, .default_yaml = "outboxd.checkpoints",
         .doc = "exactly-once: compacted topic of the checkpoint records, keyed by slot (created when missing)."},
-    Key{.path = "sink.kafka.transaction_interval_ms", .type = Type::Integer, .default_yaml = "100",
+    Key{.path = "sink.kafka.transaction_interval_ms", .type = Type::Integer, .default_yaml = "50",
         .min = 1, .max = 60000,
         .doc = "exactly-once: a Kafka transaction is committed this long after it began (at a PostgreSQL commit)."},
     Key{.path = "sink.kafka.transaction_max_events", .type = Type::Integer, .default_yaml = "10000",
