@@ -39,7 +39,7 @@ out=$(mktemp -d)
 running=0
 for t in "${targets[@]}"; do
   if [ "$running" -ge "$(nproc)" ]; then wait -n || true; running=$((running - 1)); fi
-  ( fuzz_one "$t" >"$out/$t.txt" 2>&1; echo $? >"$out/$t.rc" ) &
+  ( if fuzz_one "$t" >"$out/$t.txt" 2>&1; then echo 0; else echo 1; fi >"$out/$t.rc" ) &
   running=$((running + 1))
 done
 wait
