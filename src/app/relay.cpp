@@ -350,6 +350,8 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
             if (auto ok = maybeCommitTransaction(false); !ok) return ok;
         }
         if (auto ok = maybeCommitTransaction(false); !ok) return ok;
+        // Confirmation waits for the publication check after the acknowledged position: ask for it.
+        publication_watch_->want(pipeline_->confirmed());
         if (auto ok = maybeSendStatus(); !ok) return std::unexpected(ok.error());
         updateGauges();
         maybeReloadPayloads();

@@ -98,6 +98,15 @@ void PublicationWatch::checkNow(std::chrono::milliseconds timeout) {
     done_.wait_for(lock, timeout, [&] { return checks_done_ >= target || failure_.has_value() || stopping_; });
 }
 
+void PublicationWatch::want(Lsn lsn) {
+    const std::uint64_t v = lsn.value();
+    if (v <= verified_.load(std::memory_order_acquire) || v <= requested_.load(std::memory_order_relaxed)) return;
+    std::lock_guard lock(mutex_);
+    if (v <= requested_.load(std::memory_order_relaxed)) return;
+    requested_.store(v, std::memory_order_relaxed);
+    wake_.notify_all();
+}
+
 void PublicationWatch::run() {
     PGconn* conn = nullptr;
     bool warned = false;
@@ -203,14 +212,26 @@ void PublicationWatch::run() {
         }
         server_stopping_.store(false, std::memory_order_release);
     };
+    // requested_ and verified_ change under mutex_ or from this thread, so a request made while
+    // this thread waits wakes it.
+    auto asked = [this] {
+        return requested_.load(std::memory_order_relaxed) > verified_.load(std::memory_order_relaxed);
+    };
     while (true) {
+        const auto last = std::chrono::steady_clock::now();
         check();
         std::unique_lock lock(mutex_);
         ++checks_done_;
         done_.notify_all();
         if (failure_) break;
-        wake_.wait_for(lock, options_.interval, [this] { return stopping_ || checks_done_ < wanted_until_; });
+        wake_.wait_for(lock, options_.interval,
+                       [&] { return stopping_ || checks_done_ < wanted_until_ || asked(); });
         if (stopping_) break;
+        // Asked for a later position: at most one check per min_gap (checkNow's waits are not held).
+        if (checks_done_ >= wanted_until_) {
+            wake_.wait_until(lock, last + options_.min_gap, [&] { return stopping_ || checks_done_ < wanted_until_; });
+            if (stopping_) break;
+        }
     }
     done_.notify_all();
     drop();

@@ -31,6 +31,10 @@ struct PublicationWatchOptions {
     std::string publication;
     std::vector<config::TableName> tables;
     std::chrono::milliseconds interval{1000};
+    // While want() asks for a position past verified(), checks follow each other this far apart
+    // instead of `interval`, so the slot's confirmation trails the acknowledged events by about
+    // this much (a SIGKILL re-sends what was acknowledged and not yet confirmed).
+    std::chrono::milliseconds min_gap{50};
 };
 
 // What one check found, from the rows of
@@ -66,12 +70,16 @@ public:
     [[nodiscard]] std::optional<Error> failure() const;
     // Asks for a check now and waits up to `timeout` for it to finish (a final confirmation).
     void checkNow(std::chrono::milliseconds timeout);
+    // Says the relay could confirm up to `lsn`: when that is past verified(), the next check comes
+    // `min_gap` after the last one rather than `interval`. Does not wait; idle, nothing is asked.
+    void want(Lsn lsn);
 
 private:
     void run();
 
     PublicationWatchOptions options_;
     std::atomic<std::uint64_t> verified_{0};
+    std::atomic<std::uint64_t> requested_{0};
     std::atomic<bool> server_stopping_{false};
     mutable std::mutex mutex_;
     std::condition_variable wake_;
