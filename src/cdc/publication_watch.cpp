@@ -144,15 +144,15 @@ void PublicationWatch::run() {
     // One check: the WAL end first, in its own statement, then the publication in a later snapshot.
     // Every table found there was in the publication when that WAL end was read, so every row
     // committed before it was decoded with the table published.
-    auto check = [&] {
-        if (!connect()) return;
+    auto check = [&]() -> bool {
+        if (!connect()) return false;
         Result lsn{PQexec(conn, "SELECT pg_catalog.pg_current_wal_lsn()::text")};
         if (PQresultStatus(lsn.r) != PGRES_TUPLES_OK || PQntuples(lsn.r) != 1) {
             drop();
-            return;
+            return false;
         }
         auto end = Lsn::parse(PQgetvalue(lsn.r, 0, 0));
-        if (!end) return;
+        if (!end) return false;
         const char* params[] = {options_.publication.c_str()};
         Result pub{PQexecParams(conn,
                                 "SELECT p.pubinsert, t.schemaname, t.tablename FROM pg_catalog.pg_publication p LEFT "
@@ -160,7 +160,7 @@ void PublicationWatch::run() {
                                 1, nullptr, params, nullptr, nullptr, 0)};
         if (PQresultStatus(pub.r) != PGRES_TUPLES_OK) {
             drop();
-            return;
+            return false;
         }
         std::vector<PublicationRow> rows;
         for (int i = 0; i < PQntuples(pub.r); ++i) {
@@ -205,12 +205,13 @@ void PublicationWatch::run() {
             }
             std::lock_guard lock(mutex_);
             if (!failure_) failure_ = std::move(*bad);
-            return;
+            return false;
         }
         if (end->value() > verified_.load(std::memory_order_relaxed)) {
             verified_.store(end->value(), std::memory_order_release);
         }
         server_stopping_.store(false, std::memory_order_release);
+        return true;
     };
     // requested_ and verified_ change under mutex_ or from this thread, so a request made while
     // this thread waits wakes it.
@@ -219,13 +220,14 @@ void PublicationWatch::run() {
     };
     while (true) {
         const auto last = std::chrono::steady_clock::now();
-        check();
+        // A check that could not run (no connection) is retried on the interval, not every min_gap.
+        const bool checked = check();
         std::unique_lock lock(mutex_);
         ++checks_done_;
         done_.notify_all();
         if (failure_) break;
         wake_.wait_for(lock, options_.interval,
-                       [&] { return stopping_ || checks_done_ < wanted_until_ || asked(); });
+                       [&] { return stopping_ || checks_done_ < wanted_until_ || (checked && asked()); });
         if (stopping_) break;
         // Asked for a later position: at most one check per min_gap (checkNow's waits are not held).
         if (checks_done_ >= wanted_until_) {
