@@ -2,6 +2,9 @@
 // comes soon after the relay asks for a later position, and not before its interval otherwise.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "cdc/publication_watch.h"
@@ -10,6 +13,26 @@
 
 using namespace itest;
 using namespace std::chrono_literals;
+
+namespace {
+
+// Voluntary context switches (sleeps that ended in a wake-up) of this process's thread named
+// `name`, from /proc/self/task/*/status; -1 when there is no such thread.
+long wakeupsOfThread(const std::string& name) {
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream comm(task.path() / "comm");
+        std::string n;
+        std::getline(comm, n);
+        if (n != name) continue;
+        std::ifstream status(task.path() / "status");
+        for (std::string line; std::getline(status, line);) {
+            if (line.starts_with("voluntary_ctxt_switches:")) return std::stol(line.substr(24));
+        }
+    }
+    return -1;
+}
+
+}  // namespace
 
 TEST_CASE("publication_watch_checks_soon_when_asked_and_waits_its_interval_otherwise", "[integration][source]") {
     // GIVEN a publication of the outbox, and a watch on it whose interval (60 s) outlasts the test
@@ -39,6 +62,35 @@ TEST_CASE("publication_watch_checks_soon_when_asked_and_waits_its_interval_other
     watch.want(verified);
     std::this_thread::sleep_for(1s);
     CHECK(watch.verified() == verified);
+    CHECK_FALSE(watch.failure().has_value());
+    watch.stop();
+}
+
+TEST_CASE("publication_watch_is_not_woken_by_each_request_while_one_is_pending", "[integration][source]") {
+    // GIVEN a watch (min_gap 50 ms) that has made its first check
+    auto db = Database::create("it_pubwatch_wake");
+    Pg pg(db.dsn);
+    pg.exec("CREATE PUBLICATION it_pubwatch_wake FOR TABLE outbox");
+    outboxd::cdc::PublicationWatch watch(outboxd::cdc::PublicationWatchOptions{
+        db.dsn, "it_pubwatch_wake", {outboxd::config::TableName{"public", "outbox"}}, 60s, 50ms});
+    watch.start();
+    REQUIRE(eventually([&] { return watch.verified().isValid(); }, 30s));
+    const long before = wakeupsOfThread("outboxd-watch");
+    REQUIRE(before >= 0);
+
+    // WHEN the relay asks for a later position every millisecond for 2 s (as acknowledgements
+    // come at 1,000 events/s), each past what a check can verify, so a request is always pending
+    const std::uint64_t base = watch.verified().value() + 1'000'000;
+    for (int i = 0; i < 2000; ++i) {
+        watch.want(outboxd::cdc::Lsn{base + static_cast<std::uint64_t>(i)});
+        std::this_thread::sleep_for(1ms);
+    }
+    const long woken = wakeupsOfThread("outboxd-watch") - before;
+
+    // THEN the watch checks on its min_gap (about 40 checks of a few round trips each), and is not
+    // woken once per request: fewer than 2,000 requests' worth of wake-ups
+    INFO("watch thread wake-ups during 2,000 requests: " << woken);
+    CHECK(woken < 600);
     CHECK_FALSE(watch.failure().has_value());
     watch.stop();
 }

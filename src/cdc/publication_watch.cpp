@@ -1,5 +1,6 @@
 #include "cdc/publication_watch.h"
 
+#include <pthread.h>
 
 #include <algorithm>
 #include <string_view>
@@ -72,7 +73,11 @@ PublicationWatch::PublicationWatch(PublicationWatchOptions options) : options_(s
 
 PublicationWatch::~PublicationWatch() { stop(); }
 
-void PublicationWatch::start() { thread_ = std::thread([this] { run(); }); }
+void PublicationWatch::start() {
+    thread_ = std::thread([this] { run(); });
+    // Named for per-thread figures (top -H, /proc/PID/task/*/comm, bench/steady.sh).
+    pthread_setname_np(thread_.native_handle(), "outboxd-watch");
+}
 
 void PublicationWatch::stop() {
     {
@@ -102,9 +107,14 @@ void PublicationWatch::want(Lsn lsn) {
     const std::uint64_t v = lsn.value();
     if (v <= verified_.load(std::memory_order_acquire) || v <= requested_.load(std::memory_order_relaxed)) return;
     std::lock_guard lock(mutex_);
-    if (v <= requested_.load(std::memory_order_relaxed)) return;
+    const std::uint64_t before = requested_.load(std::memory_order_relaxed);
+    if (v <= before) return;
     requested_.store(v, std::memory_order_relaxed);
-    wake_.notify_all();
+    // Only a request after none was pending wakes the thread. While one is pending the thread is
+    // checking or waiting out min_gap, and its next check reads a WAL end past every position the
+    // relay has been sent, this one included; waking it for each acknowledgement (every event at
+    // steady rates) would only put it back to sleep.
+    if (before <= verified_.load(std::memory_order_relaxed)) wake_.notify_all();
 }
 
 void PublicationWatch::run() {
