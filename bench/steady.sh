@@ -32,7 +32,10 @@
 # Environment: BENCH_RATES (default "1000 10000"), BENCH_DURATION (seconds, default 60),
 # BENCH_EOS_INTERVALS (default none), BENCH_SKIP_DEBEZIUM=1, BENCH_SKIP_FLOOR=1, BENCH_FLOOR_SIZE (bytes, default 256), BENCH_KAFKA_PROPERTIES (extra outboxd producer properties in YAML flow
 # syntax, e.g. '"linger.ms": "0"'), BENCH_PLOT (default bench/latency.png; "none" for no plot),
-# BENCH_BUILD_DIR (default build-release), BENCH_NO_BUILD=1 uses BENCH_BUILD_DIR as it is; BENCH_KEEP_WORK=1 keeps the work folder.
+# BENCH_BUILD_DIR (default build-release), BENCH_NO_BUILD=1 uses BENCH_BUILD_DIR as it is; BENCH_KEEP_WORK=1 keeps the work folder;
+# BENCH_ATTACH, a command given outboxd's pid as its last argument for the load (a profiler: "strace -c -f -p");
+# BENCH_REF_BUILD, the build folder of another outboxd (an earlier commit's) run as "outboxd-ref"
+# right after outboxd at each rate, on the same services: a before/after in one run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
@@ -44,6 +47,8 @@ skip_floor=${BENCH_SKIP_FLOOR:-0}
 floor_size=${BENCH_FLOOR_SIZE:-256}
 plot=${BENCH_PLOT:-$root/bench/latency.png}
 relays="outboxd"
+ref_build=${BENCH_REF_BUILD:-}
+[ -z "$ref_build" ] || relays="$relays outboxd-ref"
 for ms in ${BENCH_EOS_INTERVALS:-}; do relays="$relays outboxd-eos-$ms"; done
 [ "$skip_dbz" = 1 ] || relays="$relays debezium"
 
@@ -107,7 +112,9 @@ run_one() {
   t0=$(now)
   if [ "${relay%%-*}" = outboxd ]; then
     # outboxd-eos-<ms>: exactly-once, Kafka transactions committed every <ms> ms.
-    [ "$relay" = outboxd ] || sink_extra="    delivery: exactly-once
+    local bin="$build/outboxd"
+    [ "$relay" = outboxd-ref ] && bin="$ref_build/outboxd"
+    [[ "$relay" != outboxd-eos-* ]] || sink_extra="    delivery: exactly-once
     checkpoint_topic: outboxd.bench.checkpoints
     transaction_interval_ms: ${relay##*-}"
     local metrics_port
@@ -130,7 +137,7 @@ metrics:
 log:
   level: warn
 YAML
-    "$build/outboxd" --config "$dir/outboxd.yaml" 2>"$dir/outboxd.log" &
+    "$bin" --config "$dir/outboxd.yaml" 2>"$dir/outboxd.log" &
     relay_pid=$!
   else
     relay_pid=$(DBZ_WORK_DIR="$dir/debezium" DBZ_PG_HOST=127.0.0.1 DBZ_PG_PORT="$OUTBOXD_IT_PG_PORT" DBZ_PG_DB=bench \
@@ -161,8 +168,23 @@ YAML
   cpu0=$(cpu_of "$relay_pid")
   local wk0 wk1 wake
   wk0=$(wakeups_of "$relay_pid")
+  local attach_pid=""
+  if [ -n "${BENCH_ATTACH:-}" ] && [ "${relay%%-*}" = outboxd ]; then
+    # A profiler attached to the relay for the load (e.g. "strace -c -f -p" or "perf record -g -p"),
+    # stopped with SIGINT once the consumers have seen the last event; its output is kept in the
+    # work folder and its last lines printed.
+    # shellcheck disable=SC2086
+    ( cd "$dir" && exec $BENCH_ATTACH "$relay_pid" ) >"$dir/attach.out" 2>&1 &
+    attach_pid=$!
+  fi
   "$build/outboxd-load" --dsn "$dsn" --rate "$rate" --duration "$duration" --per-txn "$per_txn" >"$dir/load.out"
   for p in "${c_pids[@]}"; do wait "$p"; done
+  if [ -n "$attach_pid" ]; then
+    kill -INT "$attach_pid" 2>/dev/null || true
+    wait "$attach_pid" 2>/dev/null || true
+    echo "$relay $rate/s, $BENCH_ATTACH: $dir/attach.out" >&2
+    tail -n 40 "$dir/attach.out" >&2
+  fi
   cpu1=$(cpu_of "$relay_pid")
   wk1=$(wakeups_of "$relay_pid")
   rss_kb=$(awk '/^VmHWM/{print $2}' "/proc/$relay_pid/status")
@@ -257,7 +279,7 @@ echo "date:     $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine:  $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "versions: outboxd $("$build/outboxd" --version | head -n 1 | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $("$build/outboxd" --version | sed -n 's/^librdkafka //p'), protobuf $("$build/outboxd" --version | sed -n 's/^protobuf //p')$(
   [ "$skip_dbz" = 1 ] || echo ", Debezium Server $(. "$root/bench/debezium/lib.sh"; debezium_version) on $("$dbz_java" -version 2>&1 | head -n 1 | cut -d'"' -f2)")"
-echo "command:  BENCH_RATES=\"$rates\" BENCH_DURATION=$duration${BENCH_EOS_INTERVALS:+ BENCH_EOS_INTERVALS=\"$BENCH_EOS_INTERVALS\"}${BENCH_KAFKA_PROPERTIES:+ BENCH_KAFKA_PROPERTIES='$BENCH_KAFKA_PROPERTIES'} bench/steady.sh"
+echo "command:  BENCH_RATES=\"$rates\" BENCH_DURATION=$duration${ref_build:+ BENCH_REF_BUILD=$ref_build}${BENCH_EOS_INTERVALS:+ BENCH_EOS_INTERVALS=\"$BENCH_EOS_INTERVALS\"}${BENCH_KAFKA_PROPERTIES:+ BENCH_KAFKA_PROPERTIES='$BENCH_KAFKA_PROPERTIES'} bench/steady.sh"
 echo
 echo "| relay | target events/s | achieved events/s | events (received/sent) | p50 ms | p99 ms | max ms | commit-to-consumer p50 / p99 / max ms | peak RSS | CPU s per 100k events | wake-ups per event (all threads / main) | first event |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"

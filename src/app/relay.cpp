@@ -317,6 +317,12 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
     publication_watch_->start();
 
     cdc::SilenceDetector silence(info.server_silence_limit, Clock::now());
+    // What the last poll said, so a turn makes no call that can only find nothing: the producer's
+    // queue is served when its pipe was written to, the socket read when it was readable. Both
+    // are true until a poll that watched them says otherwise.
+    bool sink_ready = true;
+    bool source_ready = true;
+    auto gauges_due = Clock::now();
     while (true) {
         metrics_.tick();
         if (auto narrowed = publication_watch_->failure()) {
@@ -331,16 +337,27 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
             metrics_.setStreaming(false);
             return {};
         }
-        if (auto ok = pipeline_->serveDeliveries(0ms); !ok) return std::unexpected(ok.error());
+        // And every 100 ms regardless (with the gauges), so that nothing depends on the pipe alone.
+        if (sink_ready || Clock::now() >= gauges_due) {
+            if (auto ok = pipeline_->serveDeliveries(0ms); !ok) return std::unexpected(ok.error());
+        }
         if (auto ok = pipeline_->retryHeld(); !ok) {
             drainAndConfirm(config_.kafka.shutdown_timeout);
             return std::unexpected(ok.error());
         }
         bool read_any = false;
-        for (int i = 0; i < 4096 && !pipeline_->blocked(); ++i) {
-            auto frame = stream_->next();
+        bool more = false;  // stopped at 4,096 frames with more perhaps buffered
+        for (int i = 0; !pipeline_->blocked(); ++i) {
+            if (i == 4096) {
+                more = true;
+                break;
+            }
+            auto frame = stream_->next(source_ready);
             if (!frame) return std::unexpected(frame.error());
-            if (!frame->has_value()) break;
+            if (!frame->has_value()) {
+                source_ready = false;  // drained: read again once poll says the socket is readable
+                break;
+            }
             read_any = true;
             silence.heard(Clock::now());
             if (auto ok = pipeline_->handleFrame(**frame); !ok) {
@@ -353,7 +370,11 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
         // Confirmation waits for the publication check after the acknowledged position: ask for it.
         publication_watch_->want(pipeline_->confirmed());
         if (auto ok = maybeSendStatus(); !ok) return std::unexpected(ok.error());
-        updateGauges();
+        // Gauges at most every 100 ms: scrapes come seconds apart.
+        if (const auto now = Clock::now(); now >= gauges_due) {
+            updateGauges();
+            gauges_due = now + 100ms;
+        }
         maybeReloadPayloads();
         if (pipeline_->blocked()) silence.notReading(Clock::now());
         switch (silence.check(Clock::now())) {
@@ -369,7 +390,10 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
                                 "answer to a status update asking for one: the connection is presumed dead",
                                 std::chrono::duration_cast<std::chrono::seconds>(silence.limit()).count())});
         }
-        if (read_any && !pipeline_->blocked()) continue;
+        if (more && !pipeline_->blocked()) {
+            sink_ready = true;
+            continue;
+        }
 
         auto until_status = pacer_.untilDue(Clock::now(), confirmable());
         int timeout_ms = static_cast<int>(
@@ -381,7 +405,18 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
         if (!flushed) return std::unexpected(flushed.error());
         short events = static_cast<short>((pipeline_->blocked() ? 0 : POLLIN) | (*flushed ? 0 : POLLOUT));
         if (events != 0) fds[n++] = pollfd{stream_->socket(), events, 0};
-        ::poll(fds.data(), n, timeout_ms);
+        if (::poll(fds.data(), n, timeout_ms) < 0) {
+            sink_ready = source_ready = true;  // interrupted: look at both
+            continue;
+        }
+        sink_ready = fds[0].revents != 0;
+        // Not watched for input (blocked on the producer's queue): what arrived meanwhile is read
+        // once the pipeline takes rows again.
+        if ((events & POLLIN) == 0) {
+            source_ready = true;
+        } else {
+            source_ready = (fds[1].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) != 0;
+        }
     }
 }
 

@@ -570,12 +570,12 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     return std::unique_ptr<ReplicationStream>(new ReplicationStream(std::move(impl), std::move(info)));
 }
 
-std::expected<std::optional<std::span<const std::byte>>, Error> ReplicationStream::next() {
+std::expected<std::optional<std::span<const std::byte>>, Error> ReplicationStream::next(bool may_read) {
     if (impl_->frame != nullptr) {
         PQfreemem(impl_->frame);
         impl_->frame = nullptr;
     }
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int attempt = 0; attempt < (may_read ? 2 : 1); ++attempt) {
         int n = PQgetCopyData(impl_->conn, &impl_->frame, 1);
         if (n > 0) {
             return std::span<const std::byte>(reinterpret_cast<const std::byte*>(impl_->frame),

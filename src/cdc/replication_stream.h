@@ -89,9 +89,11 @@ public:
     [[nodiscard]] const StreamInfo& info() const { return info_; }
     [[nodiscard]] int socket() const;
 
-    // Reads what the socket has and returns the next complete CopyData frame, or nullopt when
-    // none is buffered. The frame is valid until the next call. Errors end the session.
-    [[nodiscard]] std::expected<std::optional<std::span<const std::byte>>, Error> next();
+    // Returns the next complete CopyData frame, reading what the socket has when none is buffered
+    // and `may_read` is true; nullopt when no complete frame is buffered (with `may_read`, once a
+    // read brought none: the socket is drained until poll says otherwise). The frame is valid
+    // until the next call. Errors end the session.
+    [[nodiscard]] std::expected<std::optional<std::span<const std::byte>>, Error> next(bool may_read = true);
 
     // Queues a standby status update and tries to flush it.
     [[nodiscard]] std::expected<void, Error> sendStatus(const wire::StandbyStatusUpdate& update);

@@ -652,8 +652,10 @@ std::expected<ProduceStatus, Error> KafkaSink::produce(const outbox::OutboxEvent
 }
 
 std::expected<void, Error> KafkaSink::poll(std::chrono::milliseconds timeout, std::vector<Delivery>& out) {
+    // librdkafka writes one byte per period in which the queue was not served, so one read
+    // empties the pipe; another is needed only when a read fills the buffer.
     std::array<char, 64> drain{};
-    while (::read(impl_->pipe_fds[0], drain.data(), drain.size()) > 0) {
+    while (::read(impl_->pipe_fds[0], drain.data(), drain.size()) == static_cast<ssize_t>(drain.size())) {
     }
     rd_kafka_poll(impl_->rk, static_cast<int>(timeout.count()));
     impl_->checkReachable();
