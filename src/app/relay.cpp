@@ -323,6 +323,14 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
     bool sink_ready = true;
     bool source_ready = true;
     auto gauges_due = Clock::now();
+    // While rows arrive less than kRowsFlowing apart, the next rows come before a delivery report
+    // needs serving (the slot is confirmed at most every 50 ms): the loop then waits on the socket
+    // alone, at most until kRowsFlowing after the last rows, and serves the reports on the turn
+    // that reads the next rows. At 1,000 transactions/s this saves the relay one wake-up per event;
+    // a report is served at most kRowsFlowing after it came (outboxd_event_latency_seconds counts
+    // to that moment). When rows stop, the loop watches the producer's pipe again.
+    constexpr auto kRowsFlowing = 2ms;
+    auto rows_at = Clock::time_point{};
     while (true) {
         metrics_.tick();
         if (auto narrowed = publication_watch_->failure()) {
@@ -359,7 +367,8 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
                 break;
             }
             read_any = true;
-            silence.heard(Clock::now());
+            rows_at = Clock::now();
+            silence.heard(rows_at);
             if (auto ok = pipeline_->handleFrame(**frame); !ok) {
                 if (!isRetriable(ok.error().kind)) drainAndConfirm(config_.kafka.shutdown_timeout);
                 return std::unexpected(ok.error());
@@ -396,26 +405,34 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
         }
 
         auto until_status = pacer_.untilDue(Clock::now(), confirmable());
-        int timeout_ms = static_cast<int>(
+        auto timeout_ms = static_cast<int>(
             std::clamp<std::int64_t>(std::min(until_status, untilCommitDue()).count(), 0, 100));
-        std::array<pollfd, 2> fds{};
-        nfds_t n = 0;
-        fds[n++] = pollfd{sink_->eventFd(), POLLIN, 0};
         auto flushed = stream_->flush();
         if (!flushed) return std::unexpected(flushed.error());
         short events = static_cast<short>((pipeline_->blocked() ? 0 : POLLIN) | (*flushed ? 0 : POLLOUT));
+        const auto flowing_left = rows_at + kRowsFlowing - Clock::now();
+        const bool watch_sink = (events & POLLIN) == 0 || flowing_left <= Clock::duration::zero();
+        if (!watch_sink) {
+            const auto left_ms = std::chrono::ceil<std::chrono::milliseconds>(flowing_left).count();
+            timeout_ms = std::min(timeout_ms, static_cast<int>(std::max<std::int64_t>(left_ms, 1)));
+        }
+        std::array<pollfd, 2> fds{};
+        nfds_t n = 0;
+        if (watch_sink) fds[n++] = pollfd{sink_->eventFd(), POLLIN, 0};
+        const nfds_t socket_at = n;
         if (events != 0) fds[n++] = pollfd{stream_->socket(), events, 0};
         if (::poll(fds.data(), n, timeout_ms) < 0) {
             sink_ready = source_ready = true;  // interrupted: look at both
             continue;
         }
-        sink_ready = fds[0].revents != 0;
+        // Not watched: served on the next turn anyway.
+        sink_ready = !watch_sink || fds[0].revents != 0;
         // Not watched for input (blocked on the producer's queue): what arrived meanwhile is read
         // once the pipeline takes rows again.
         if ((events & POLLIN) == 0) {
             source_ready = true;
         } else {
-            source_ready = (fds[1].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) != 0;
+            source_ready = (fds[socket_at].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) != 0;
         }
     }
 }
