@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -32,17 +33,25 @@ long wakeupsOfThread(const std::string& name) {
     return -1;
 }
 
+// A publication `name` of the outbox and a watch on it (interval 60 s, longer than any test;
+// min_gap 50 ms), started and past its first check.
+std::unique_ptr<outboxd::cdc::PublicationWatch> startWatch(const Database& db, Pg& pg, const std::string& name) {
+    pg.exec("CREATE PUBLICATION " + name + " FOR TABLE outbox");
+    auto watch = std::make_unique<outboxd::cdc::PublicationWatch>(outboxd::cdc::PublicationWatchOptions{
+        db.dsn, name, {outboxd::config::TableName{"public", "outbox"}}, 60s, 50ms});
+    watch->start();
+    REQUIRE(eventually([&] { return watch->verified().isValid(); }, 30s));
+    return watch;
+}
+
 }  // namespace
 
 TEST_CASE("publication_watch_checks_soon_when_asked_and_waits_its_interval_otherwise", "[integration][source]") {
     // GIVEN a publication of the outbox, and a watch on it whose interval (60 s) outlasts the test
     auto db = Database::create("it_pubwatch");
     Pg pg(db.dsn);
-    pg.exec("CREATE PUBLICATION it_pubwatch FOR TABLE outbox");
-    outboxd::cdc::PublicationWatch watch(outboxd::cdc::PublicationWatchOptions{
-        db.dsn, "it_pubwatch", {outboxd::config::TableName{"public", "outbox"}}, 60s, 50ms});
-    watch.start();
-    REQUIRE(eventually([&] { return watch.verified().isValid(); }, 30s));
+    const auto started = startWatch(db, pg, "it_pubwatch");
+    auto& watch = *started;
     const auto first = watch.verified();
 
     // WHEN rows are committed and nobody asks for a position past the first check
@@ -70,11 +79,8 @@ TEST_CASE("publication_watch_is_not_woken_by_each_request_while_one_is_pending",
     // GIVEN a watch (min_gap 50 ms) that has made its first check
     auto db = Database::create("it_pubwatch_wake");
     Pg pg(db.dsn);
-    pg.exec("CREATE PUBLICATION it_pubwatch_wake FOR TABLE outbox");
-    outboxd::cdc::PublicationWatch watch(outboxd::cdc::PublicationWatchOptions{
-        db.dsn, "it_pubwatch_wake", {outboxd::config::TableName{"public", "outbox"}}, 60s, 50ms});
-    watch.start();
-    REQUIRE(eventually([&] { return watch.verified().isValid(); }, 30s));
+    const auto started = startWatch(db, pg, "it_pubwatch_wake");
+    auto& watch = *started;
     const long before = wakeupsOfThread("outboxd-watch");
     REQUIRE(before >= 0);
 

@@ -353,7 +353,6 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
             drainAndConfirm(config_.kafka.shutdown_timeout);
             return std::unexpected(ok.error());
         }
-        bool read_any = false;
         bool more = false;  // stopped at 4,096 frames with more perhaps buffered
         for (int i = 0; !pipeline_->blocked(); ++i) {
             if (i == 4096) {
@@ -366,7 +365,6 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
                 source_ready = false;  // drained: read again once poll says the socket is readable
                 break;
             }
-            read_any = true;
             rows_at = Clock::now();
             silence.heard(rows_at);
             if (auto ok = pipeline_->handleFrame(**frame); !ok) {
