@@ -6,9 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
-#include <librdkafka/rdkafka.h>
 
-#include <array>
 #include <string>
 
 #include "support.h"
@@ -17,36 +15,6 @@ using namespace itest;
 using namespace std::chrono_literals;
 
 namespace {
-
-// Creates `topic` (1 partition) with the topic-level max.message.bytes given, via the admin API.
-void createTopicWithMaxMessageBytes(const std::string& topic, int max_message_bytes) {
-    std::array<char, 512> errstr{};
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", Env::get().brokers.c_str(), errstr.data(), errstr.size()) ==
-            RD_KAFKA_CONF_OK);
-    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr.data(), errstr.size());
-    REQUIRE(rk != nullptr);
-    rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), 1, 1, errstr.data(), errstr.size());
-    REQUIRE(nt != nullptr);
-    const auto limit = std::to_string(max_message_bytes);
-    REQUIRE(rd_kafka_NewTopic_set_config(nt, "max.message.bytes", limit.c_str()) == RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, &nt, 1, nullptr, queue);
-    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 30000);
-    REQUIRE(ev != nullptr);
-    const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev);
-    REQUIRE(res != nullptr);
-    std::size_t n = 0;
-    const rd_kafka_topic_result_t** topics = rd_kafka_CreateTopics_result_topics(res, &n);
-    REQUIRE(n == 1);
-    const auto err = rd_kafka_topic_result_error(topics[0]);
-    INFO(rd_kafka_err2str(err));
-    CHECK((err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS));
-    rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(queue);
-    rd_kafka_NewTopic_destroy(nt);
-    rd_kafka_destroy(rk);
-}
 
 void insertRow(Pg& pg, int n, const std::string& payload_json) {
     pg.exec(fmt::format(
@@ -58,7 +26,7 @@ void insertRow(Pg& pg, int n, const std::string& payload_json) {
 
 TEST_CASE("oversized_row_is_dead_lettered_at_delivery", "[integration]") {
     // GIVEN the events topic refuses records over 1500 bytes (the dead-letter topic does not)
-    createTopicWithMaxMessageBytes("bigrow.user", 1500);
+    createTopics({{.name = "bigrow.user", .config = {{"max.message.bytes", "1500"}}}});
     auto db = Database::create("bigrow");
     Pg pg(db.dsn);
     const int port = freePort();

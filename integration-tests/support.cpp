@@ -6,9 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -355,6 +357,56 @@ std::string withLinesAfter(std::string yaml, std::string_view line_start, std::s
         at = end + 1;
     }
     throw std::runtime_error(fmt::format("no line starts with '{}' in the configuration", line_start));
+}
+
+void createTopics(const std::vector<NewTopic>& topics, bool must_be_new) {
+    std::array<char, 512> errstr{};
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", Env::get().brokers.c_str(), errstr.data(), errstr.size()) !=
+        RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        throw std::runtime_error(std::string("admin client: ") + errstr.data());
+    }
+    std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)> rk(
+        rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr.data(), errstr.size()), &rd_kafka_destroy);
+    if (rk == nullptr) throw std::runtime_error(std::string("admin client: ") + errstr.data());
+    std::vector<std::unique_ptr<rd_kafka_NewTopic_t, decltype(&rd_kafka_NewTopic_destroy)>> specs;
+    std::vector<rd_kafka_NewTopic_t*> raw;
+    for (const auto& t : topics) {
+        specs.emplace_back(rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, 1, errstr.data(), errstr.size()),
+                           &rd_kafka_NewTopic_destroy);
+        if (specs.back() == nullptr) throw std::runtime_error(fmt::format("topic {}: {}", t.name, errstr.data()));
+        for (const auto& [key, value] : t.config) {
+            if (rd_kafka_NewTopic_set_config(specs.back().get(), key.c_str(), value.c_str()) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR) {
+                throw std::runtime_error(fmt::format("topic {}: setting {}={} refused", t.name, key, value));
+            }
+        }
+        raw.push_back(specs.back().get());
+    }
+    std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue(rd_kafka_queue_new(rk.get()),
+                                                                               &rd_kafka_queue_destroy);
+    rd_kafka_CreateTopics(rk.get(), raw.data(), raw.size(), nullptr, queue.get());
+    std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> ev(rd_kafka_queue_poll(queue.get(), 60000),
+                                                                            &rd_kafka_event_destroy);
+    if (ev == nullptr) throw std::runtime_error("CreateTopics: no answer from the broker within 60 s");
+    const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev.get());
+    if (res == nullptr) {
+        throw std::runtime_error(fmt::format("CreateTopics: {}", rd_kafka_event_error_string(ev.get())));
+    }
+    std::size_t n = 0;
+    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto err = rd_kafka_topic_result_error(results[i]);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+        if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS && !must_be_new) continue;
+        const char* detail = rd_kafka_topic_result_error_string(results[i]);
+        throw std::runtime_error(fmt::format("topic {}: {} {}", rd_kafka_topic_result_name(results[i]),
+                                             rd_kafka_err2str(err), detail != nullptr ? detail : ""));
+    }
+    if (n != topics.size()) {
+        throw std::runtime_error(fmt::format("CreateTopics answered for {} of {} topics", n, topics.size()));
+    }
 }
 
 void ctl(const std::string& action) {

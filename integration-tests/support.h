@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <sys/types.h>
@@ -105,6 +106,17 @@ public:
 private:
     std::unique_ptr<Impl> impl_;
 };
+
+// A topic for createTopics: its partitions and topic-level settings (replication factor 1).
+struct NewTopic {
+    std::string name;
+    int partitions = 1;
+    std::vector<std::pair<std::string, std::string>> config;
+};
+// Creates the topics on the test broker with the admin API, before the first event, as a
+// deployment without auto-creation does. A topic that already exists counts as created unless
+// `must_be_new`. Throws, naming the topic and the broker's error, when one is refused.
+void createTopics(const std::vector<NewTopic>& topics, bool must_be_new = false);
 
 // Runs integration-tests/env/ctl.sh on the test services: kafka-stop, kafka-start, pg-restart...
 void ctl(const std::string& action);

@@ -12,12 +12,10 @@
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
-#include <librdkafka/rdkafka.h>
 
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,38 +29,13 @@ namespace {
 
 // Creates `topic`, compacted, with one partition and the settings above.
 void createCompactedTopic(const std::string& topic) {
-    std::array<char, 512> errstr{};
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", Env::get().brokers.c_str(), errstr.data(), errstr.size()) ==
-            RD_KAFKA_CONF_OK);
-    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr.data(), errstr.size());
-    REQUIRE(rk != nullptr);
-    rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), 1, 1, errstr.data(), errstr.size());
-    REQUIRE(nt != nullptr);
-    const std::vector<std::pair<const char*, const char*>> settings = {
-        {"cleanup.policy", "compact"},       {"segment.ms", "1000"},           {"min.cleanable.dirty.ratio", "0.01"},
-        {"min.compaction.lag.ms", "0"},      {"delete.retention.ms", "100"},
-    };
-    for (const auto& [name, value] : settings) {
-        REQUIRE(rd_kafka_NewTopic_set_config(nt, name, value) == RD_KAFKA_RESP_ERR_NO_ERROR);
-    }
-    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, &nt, 1, nullptr, queue);
-    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 30000);
-    REQUIRE(ev != nullptr);
-    const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev);
-    REQUIRE(res != nullptr);
-    std::size_t n = 0;
-    const rd_kafka_topic_result_t** topics = rd_kafka_CreateTopics_result_topics(res, &n);
-    REQUIRE(n == 1);
-    const auto err = rd_kafka_topic_result_error(topics[0]);
-    const char* detail = rd_kafka_topic_result_error_string(topics[0]);
-    INFO(topic << ": " << rd_kafka_err2str(err) << " " << (detail != nullptr ? detail : ""));
-    CHECK(err == RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(queue);
-    rd_kafka_NewTopic_destroy(nt);
-    rd_kafka_destroy(rk);
+    createTopics({{.name = topic,
+                   .config = {{"cleanup.policy", "compact"},
+                              {"segment.ms", "1000"},
+                              {"min.cleanable.dirty.ratio", "0.01"},
+                              {"min.compaction.lag.ms", "0"},
+                              {"delete.retention.ms", "100"}}}},
+                 /*must_be_new=*/true);
 }
 
 std::string rowId(int n) { return fmt::format("00000000-0000-0000-0000-{:012d}", n); }
