@@ -120,13 +120,21 @@ YAML
   run_rss_kb=$(awk '/^VmHWM/{print $2}' "/proc/$pid/status")
   read -r utime stime < <(awk '{print $14, $15}' "/proc/$pid/stat")
   run_cpu_s=$(echo "($utime + $stime) / $(getconf CLK_TCK)" | bc -l)
+  # The walsender serving the slot (a process of its own, started for this connection): its CPU
+  # over the run tells whether decoding or the relay and Kafka set the pace.
+  local wal_pid
+  wal_pid=$(psql -X -At "$dsn" -c "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '$slot'")
+  run_wal_cpu_s=""
+  if [ -n "$wal_pid" ] && read -r utime stime < <(awk '{print $14, $15}' "/proc/$wal_pid/stat" 2>/dev/null); then
+    run_wal_cpu_s=$(echo "($utime + $stime) / $(getconf CLK_TCK)" | bc -l)
+  fi
   kill -TERM "$pid"
   wait "$pid" || true
   outboxd_pid=""
 }
 
 run_outboxd outboxd outbox.event.
-outboxd_s=$run_s; first_s=$run_first_s; rss_kb=$run_rss_kb; cpu_s=$run_cpu_s
+outboxd_s=$run_s; first_s=$run_first_s; rss_kb=$run_rss_kb; cpu_s=$run_cpu_s; wal_cpu_s=$run_wal_cpu_s
 
 # The same backlog with typed payloads: every event's jsonb payload converted to the binary
 # outboxd.bench.v1.UserUpdated (bench/proto/bench.proto) with protobuf's JSON mapping.
@@ -206,31 +214,28 @@ if [ "$skip_dbz" != 1 ]; then
   dbz_pid=""
 fi
 
-in_kafka=0
-for topic in $(bench_topics outbox.event. "$types"); do
-  n=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --format latency \
-        --idle-ms 3000 --timeout-ms 120000 | sed -E 's/.*received=([0-9]+).*/\1/')
-  in_kafka=$((in_kafka + n))
-done
+# count_in_kafka PREFIX [outboxd-consume options]: the records in all the backlog's topics of
+# PREFIX, read by one consumer (one 3-second silence in all, not one per topic).
+count_in_kafka() {
+  local prefix=$1
+  shift
+  # shellcheck disable=SC2046
+  "$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" \
+      $(for t in $(bench_topics "$prefix" "$types"); do echo "--topic $t"; done) \
+      --format count --idle-ms 3000 --timeout-ms 120000 "$@" | sed -E 's/.*received=([0-9]+).*/\1/'
+}
+in_kafka=$(count_in_kafka outbox.event.)
 
 typed_in_kafka=0
 if [ "$skip_typed" != 1 ]; then
-  for topic in $(bench_topics typed.outbox.event. "$types"); do
-    n=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --format count \
-          --idle-ms 3000 --timeout-ms 120000 | sed -E 's/.*received=([0-9]+).*/\1/')
-    typed_in_kafka=$((typed_in_kafka + n))
-  done
+  typed_in_kafka=$(count_in_kafka typed.outbox.event.)
   typed_sample=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$(bench_topics typed.outbox.event. "$types" | cut -d' ' -f1)" \
                    --count 1 --timeout-ms 30000 | sed -n 's/.*payload (\(.*\)): \(.*\)/\1, \2/p') || true
 fi
 
 eos_in_kafka=0
 if [ "$skip_eos" != 1 ]; then
-  for topic in $(bench_topics eos.outbox.event. "$types"); do
-    n=$("$build/outboxd-consume" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --format count \
-          --isolation read_committed --idle-ms 3000 --timeout-ms 120000 | sed -E 's/.*received=([0-9]+).*/\1/')
-    eos_in_kafka=$((eos_in_kafka + n))
-  done
+  eos_in_kafka=$(count_in_kafka eos.outbox.event. --isolation read_committed)
 fi
 
 dbz_in_kafka=0
@@ -260,6 +265,7 @@ outboxd / best pg_recvlogical: $(echo "scale=2; $outboxd_rate / $recv_best" | bc
 first event acked:    ${first_s}s after process start (metrics polled every 50 ms)
 outboxd peak RSS:     $((rss_kb / 1024)) MiB (VmHWM)
 outboxd CPU:          $(printf '%.2f' "$cpu_s")s user+sys, $(echo "scale=2; $cpu_s * 100000 / $events" | bc) s per 100k events
+walsender CPU:        $(if [ -n "$wal_cpu_s" ]; then echo "$(printf '%.2f' "$wal_cpu_s")s user+sys while outboxd read, $(echo "scale=2; $wal_cpu_s / $outboxd_s" | bc | lz) of one core"; else echo "not read (no active walsender at the end)"; fi)
 events in Kafka:      $in_kafka of $events
 REPORT
 if [ "$skip_typed" = 1 ]; then
