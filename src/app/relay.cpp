@@ -101,6 +101,14 @@ std::int64_t unixMicrosNow() {
         .count();
 }
 
+// While rows arrive less than kRowsFlowing apart, the next rows come before a delivery report
+// needs serving (the slot is confirmed at most every 50 ms): the loop then waits on the socket
+// alone, at most until kRowsFlowing after the last rows, and serves the reports on the turn that
+// reads the next rows. At 1,000 transactions/s this saves the relay one wake-up per event; a
+// report is served at most kRowsFlowing after it came (outboxd_event_latency_seconds counts to
+// that moment). When rows stop, the loop watches the producer's pipe again.
+constexpr auto kRowsFlowing = 2ms;
+
 }  // namespace
 
 // One replication connection and one producer, from open to stop or error.
@@ -120,6 +128,16 @@ public:
 
 private:
     std::expected<void, Error> runStreaming(bool& streamed, bool allow_create_slot);
+    // What one wait found ready, to be served on the next turn of the loop.
+    struct Ready {
+        bool sink = true;    // the producer's pipe was written to (or was not watched)
+        bool source = true;  // the replication socket is readable (or was not watched)
+    };
+    // Flushes the replication socket and waits on the producer's pipe and the socket until one is
+    // ready or a status update or commit falls due (at most 100 ms). While rows flow (`rows_at`
+    // less than kRowsFlowing ago) it waits on the socket alone; while the pipeline is blocked on
+    // the producer's queue, on the pipe alone.
+    std::expected<Ready, Error> waitForWork(Clock::time_point rows_at);
     // Exactly-once mode: reads the slot's checkpoint and hands the skip rule to the pipeline.
     std::expected<void, Error> loadCheckpoint(const cdc::StreamInfo& info);
     // Exactly-once mode: commits the open Kafka transaction, with the checkpoint record, when it
@@ -323,13 +341,6 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
     bool sink_ready = true;
     bool source_ready = true;
     auto gauges_due = Clock::now();
-    // While rows arrive less than kRowsFlowing apart, the next rows come before a delivery report
-    // needs serving (the slot is confirmed at most every 50 ms): the loop then waits on the socket
-    // alone, at most until kRowsFlowing after the last rows, and serves the reports on the turn
-    // that reads the next rows. At 1,000 transactions/s this saves the relay one wake-up per event;
-    // a report is served at most kRowsFlowing after it came (outboxd_event_latency_seconds counts
-    // to that moment). When rows stop, the loop watches the producer's pipe again.
-    constexpr auto kRowsFlowing = 2ms;
     auto rows_at = Clock::time_point{};
     while (true) {
         metrics_.tick();
@@ -402,37 +413,40 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
             continue;
         }
 
-        auto until_status = pacer_.untilDue(Clock::now(), confirmable());
-        auto timeout_ms = static_cast<int>(
-            std::clamp<std::int64_t>(std::min(until_status, untilCommitDue()).count(), 0, 100));
-        auto flushed = stream_->flush();
-        if (!flushed) return std::unexpected(flushed.error());
-        short events = static_cast<short>((pipeline_->blocked() ? 0 : POLLIN) | (*flushed ? 0 : POLLOUT));
-        const auto flowing_left = rows_at + kRowsFlowing - Clock::now();
-        const bool watch_sink = (events & POLLIN) == 0 || flowing_left <= Clock::duration::zero();
-        if (!watch_sink) {
-            const auto left_ms = std::chrono::ceil<std::chrono::milliseconds>(flowing_left).count();
-            timeout_ms = std::min(timeout_ms, static_cast<int>(std::max<std::int64_t>(left_ms, 1)));
-        }
-        std::array<pollfd, 2> fds{};
-        nfds_t n = 0;
-        if (watch_sink) fds[n++] = pollfd{sink_->eventFd(), POLLIN, 0};
-        const nfds_t socket_at = n;
-        if (events != 0) fds[n++] = pollfd{stream_->socket(), events, 0};
-        if (::poll(fds.data(), n, timeout_ms) < 0) {
-            sink_ready = source_ready = true;  // interrupted: look at both
-            continue;
-        }
-        // Not watched: served on the next turn anyway.
-        sink_ready = !watch_sink || fds[0].revents != 0;
-        // Not watched for input (blocked on the producer's queue): what arrived meanwhile is read
-        // once the pipeline takes rows again.
-        if ((events & POLLIN) == 0) {
-            source_ready = true;
-        } else {
-            source_ready = (fds[socket_at].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) != 0;
-        }
+        auto ready = waitForWork(rows_at);
+        if (!ready) return std::unexpected(ready.error());
+        sink_ready = ready->sink;
+        source_ready = ready->source;
     }
+}
+
+std::expected<Relay::Session::Ready, Error> Relay::Session::waitForWork(Clock::time_point rows_at) {
+    auto until_status = pacer_.untilDue(Clock::now(), confirmable());
+    auto timeout_ms =
+        static_cast<int>(std::clamp<std::int64_t>(std::min(until_status, untilCommitDue()).count(), 0, 100));
+    auto flushed = stream_->flush();
+    if (!flushed) return std::unexpected(flushed.error());
+    short events = static_cast<short>((pipeline_->blocked() ? 0 : POLLIN) | (*flushed ? 0 : POLLOUT));
+    const auto flowing_left = rows_at + kRowsFlowing - Clock::now();
+    const bool watch_sink = (events & POLLIN) == 0 || flowing_left <= Clock::duration::zero();
+    if (!watch_sink) {
+        const auto left_ms = std::chrono::ceil<std::chrono::milliseconds>(flowing_left).count();
+        timeout_ms = std::min(timeout_ms, static_cast<int>(std::max<std::int64_t>(left_ms, 1)));
+    }
+    std::array<pollfd, 2> fds{};
+    nfds_t n = 0;
+    if (watch_sink) fds[n++] = pollfd{sink_->eventFd(), POLLIN, 0};
+    const nfds_t socket_at = n;
+    if (events != 0) fds[n++] = pollfd{stream_->socket(), events, 0};
+    if (::poll(fds.data(), n, timeout_ms) < 0) return Ready{};  // interrupted: look at both
+    Ready ready;
+    // Not watched: served on the next turn anyway.
+    ready.sink = !watch_sink || fds[0].revents != 0;
+    // Not watched for input (blocked on the producer's queue): what arrived meanwhile is read
+    // once the pipeline takes rows again.
+    ready.source = (events & POLLIN) == 0 ||
+                   (fds[socket_at].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) != 0;
+    return ready;
 }
 
 std::expected<void, Error> Relay::Session::maybeSendStatus() {
