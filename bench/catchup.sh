@@ -14,6 +14,10 @@
 #   - Debezium Server (PostgreSQL connector + Outbox Event Router, bench/debezium/run.sh) reads it
 #     from slot 4 into topics debezium.outbox.event.<aggregatetype>, until its offset file records
 #     the backlog's last event as processed (skipped with BENCH_SKIP_DEBEZIUM=1);
+#   - Kafka alone: outboxd-kafka-floor, a bare librdkafka producer with outboxd's producer
+#     properties, sends as many records of about outboxd's record size over as many topics, as
+#     fast as the broker takes them, into topics kafka.alone.<aggregatetype> (skipped with
+#     BENCH_SKIP_KAFKA_ALONE=1): the other ceiling, since outboxd can go no faster than either;
 #   - prints events/s for each, outboxd's ratio to pg_recvlogical and to Debezium, peak RSS and CPU
 #     time of outboxd and Debezium, and checks that Kafka holds every event of both.
 #   - rates are given from process start and from the first event in Kafka, so that start-up
@@ -33,6 +37,7 @@ build=${BENCH_BUILD_DIR:-$root/build-release}
 skip_dbz=${BENCH_SKIP_DEBEZIUM:-0}
 skip_typed=${BENCH_SKIP_TYPED:-0}
 skip_eos=${BENCH_SKIP_EOS:-0}
+skip_kafka_alone=${BENCH_SKIP_KAFKA_ALONE:-0}
 dbz_timeout=${BENCH_DEBEZIUM_TIMEOUT:-600}
 payload_bytes=${BENCH_PAYLOAD_BYTES:-0}
 types=${BENCH_AGGREGATE_TYPES:-3}
@@ -55,6 +60,18 @@ bench_services bench "${slots[@]}"
 bindir=$OUTBOXD_IT_PG_BINDIR
 
 now() { date +%s.%N; }
+# broker_ticks: the Kafka broker's user+system CPU so far, in clock ticks (the broker runs for
+# the whole script, so each step reads it before and after).
+broker_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$work/services/kafka/pid")/stat"; }
+ticks_per_s=$(getconf CLK_TCK)
+# machine_ticks: "busy idle" clock ticks of all cores so far (/proc/stat; iowait counts as idle),
+# to tell whether a step had the machine's CPU to itself or used all of it.
+machine_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; }
+busy_share() {  # busy_share "BUSY0 IDLE0": the share of all cores busy since then
+  local b0=${1% *} i0=${1#* } b1 i1
+  read -r b1 i1 < <(machine_ticks)
+  echo "scale=2; ($b1 - $b0) / ($b1 - $b0 + $i1 - $i0)" | bc | sed -E 's/^\./0./'
+}
 fill_start=$(now)
 bench_fill "$events" "$per_txn" "$payload_bytes" "$types"
 payload_avg=$(psql -X -At "$dsn" -c "SELECT round(avg(octet_length(payload::text))) FROM outbox")
@@ -100,6 +117,9 @@ log:
   level: warn
 $extra
 YAML
+  local broker0 machine0
+  broker0=$(broker_ticks)
+  machine0=$(machine_ticks)
   t0=$(now)
   "$build/outboxd" --config "$work/$slot.yaml" 2>"$work/$slot.log" &
   pid=$!
@@ -117,6 +137,8 @@ YAML
     sleep 0.05
   done
   run_s=$(echo "$(now) - $t0" | bc)
+  run_broker_cpu_s=$(echo "($(broker_ticks) - $broker0) / $ticks_per_s" | bc -l)
+  run_busy=$(busy_share "$machine0")
   run_rss_kb=$(awk '/^VmHWM/{print $2}' "/proc/$pid/status")
   read -r utime stime < <(awk '{print $14, $15}' "/proc/$pid/stat")
   run_cpu_s=$(echo "($utime + $stime) / $(getconf CLK_TCK)" | bc -l)
@@ -135,6 +157,7 @@ YAML
 
 run_outboxd outboxd outbox.event.
 outboxd_s=$run_s; first_s=$run_first_s; rss_kb=$run_rss_kb; cpu_s=$run_cpu_s; wal_cpu_s=$run_wal_cpu_s
+broker_cpu_s=$run_broker_cpu_s; busy=$run_busy
 
 # The same backlog with typed payloads: every event's jsonb payload converted to the binary
 # outboxd.bench.v1.UserUpdated (bench/proto/bench.proto) with protobuf's JSON mapping.
@@ -214,6 +237,28 @@ if [ "$skip_dbz" != 1 ]; then
   dbz_pid=""
 fi
 
+# Kafka alone: the same number of records, of about outboxd's record size (the payload and about
+# 100 bytes of envelope: id, aggregate type and id, event type, LSN, timestamps), keyed over 1,000
+# ids like the backlog and spread over as many topics, produced as fast as the broker acknowledges
+# them, with outboxd's producer properties (BENCH_KAFKA_PROPERTIES does not apply).
+if [ "$skip_kafka_alone" != 1 ]; then
+  # shellcheck disable=SC2046
+  alone_topics=$(for t in $(bench_topics kafka.alone. "$types"); do echo "--topic $t"; done)
+  # A first record to each topic creates them, as outboxd's first events did, outside the timing.
+  # shellcheck disable=SC2086
+  "$build/outboxd-kafka-floor" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" $alone_topics --count "$types" --size 100 >/dev/null
+  broker0=$(broker_ticks)
+  machine0=$(machine_ticks)
+  alone_t0=$(now)
+  # shellcheck disable=SC2086
+  alone_out=$("$build/outboxd-kafka-floor" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" $alone_topics --count "$events" \
+                --size $((payload_avg + 100)))
+  alone_s=$(echo "$(now) - $alone_t0" | bc)
+  alone_broker_cpu_s=$(echo "($(broker_ticks) - $broker0) / $ticks_per_s" | bc -l)
+  alone_busy=$(busy_share "$machine0")
+  alone_rate=$(echo "$alone_out" | sed -E 's/.*acked_rate=([0-9]+).*/\1/')
+fi
+
 # count_in_kafka PREFIX [outboxd-consume options]: the records in all the backlog's topics of
 # PREFIX, read by one consumer (one 3-second silence in all, not one per topic).
 count_in_kafka() {
@@ -265,9 +310,23 @@ outboxd / best pg_recvlogical: $(echo "scale=2; $outboxd_rate / $recv_best" | bc
 first event acked:    ${first_s}s after process start (metrics polled every 50 ms)
 outboxd peak RSS:     $((rss_kb / 1024)) MiB (VmHWM)
 outboxd CPU:          $(printf '%.2f' "$cpu_s")s user+sys, $(echo "scale=2; $cpu_s * 100000 / $events" | bc) s per 100k events
+broker CPU:           $(printf '%.2f' "$broker_cpu_s")s user+sys while outboxd read, $(echo "scale=2; $broker_cpu_s / $outboxd_s" | bc | lz) of one core
 walsender CPU:        $(if [ -n "$wal_cpu_s" ]; then echo "$(printf '%.2f' "$wal_cpu_s")s user+sys while outboxd read, $(echo "scale=2; $wal_cpu_s / $outboxd_s" | bc | lz) of one core"; else echo "not read (no active walsender at the end)"; fi)
+machine busy:         $busy of all $(nproc) cores while outboxd read (/proc/stat)
 events in Kafka:      $in_kafka of $events
 REPORT
+if [ "$skip_kafka_alone" = 1 ]; then
+  echo "kafka alone:          skipped (BENCH_SKIP_KAFKA_ALONE=1)"
+else
+  outboxd_first_rate=$(rate "$(echo "$outboxd_s - $first_s" | bc)")
+  lower=$(( recv_best < alone_rate ? recv_best : alone_rate ))
+  cat <<REPORT
+kafka alone:          ${alone_rate} events/s from the first acknowledgement to the last ($(echo "$alone_s" | lz)s in all), $events records of $((payload_avg + 100)) bytes over $types topics, outboxd's producer properties
+kafka alone broker CPU: $(printf '%.2f' "$alone_broker_cpu_s")s user+sys, $(echo "scale=2; $alone_broker_cpu_s / $alone_s" | bc | lz) of one core; machine busy $alone_busy of all cores
+outboxd / kafka alone: $(echo "scale=2; $outboxd_first_rate / $alone_rate" | bc | lz) from the first event
+outboxd / lower ceiling: $(echo "scale=2; $outboxd_first_rate / $lower" | bc | lz) from the first event (the lower of best pg_recvlogical and Kafka alone: $lower events/s)
+REPORT
+fi
 if [ "$skip_typed" = 1 ]; then
   echo "typed payloads:       skipped (BENCH_SKIP_TYPED=1)"
 else

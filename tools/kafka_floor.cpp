@@ -1,21 +1,26 @@
 // outboxd-kafka-floor: Kafka's own latency, for bench/steady.sh's floor. A bare librdkafka
 // producer with outboxd's default producer properties sends records of --size bytes at a steady
-// --rate for --duration seconds to one topic, and measures produce-to-acknowledgement latency
+// --rate for --duration seconds, and measures produce-to-acknowledgement latency
 // from its delivery reports. Each value is JSON whose "ts" is the wall clock in microseconds just
 // before the produce call, so `outboxd-consume --format latency --latency-from payload-ts` on the
 // topic measures produce-to-consumer latency with the same consumer as the relays' runs.
 //
-//   outboxd-kafka-floor --brokers HOST:PORT --topic T [--rate EVENTS_PER_S] [--duration S]
-//                       [--size BYTES] [--keys N] [-X key=value ...]
+//   outboxd-kafka-floor --brokers HOST:PORT --topic T [--topic T2 ...] [--rate EVENTS_PER_S]
+//                       [--duration S | --count N] [--size BYTES] [--keys N] [-X key=value ...]
 //
-// Records are keyed by "0".."N-1" (default 1000, like outboxd-load's aggregate ids). -X overrides
-// a producer property. Prints one line at the end:
-//   sent=N rate=R ack_received=N ack_p50_ms=.. ack_p99_ms=.. ack_max_ms=..
+// Records are keyed by "0".."N-1" (default 1000, like outboxd-load's aggregate ids) and go to the
+// topics in turn, the way bench_fill spreads its aggregate types. -X overrides a producer
+// property. --count N sends N records as fast as Kafka takes them (no pacing; the produce loop
+// waits whenever librdkafka's queue is full): Kafka's own throughput. Prints one line at the end:
+//   sent=N rate=R acked_rate=R ack_received=N ack_p50_ms=.. ack_p99_ms=.. ack_max_ms=..
+// where rate counts the produce calls and acked_rate the time from the first acknowledgement to
+// the last (as bench/catchup.sh times outboxd from its first acknowledged event).
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,8 +35,8 @@ namespace {
 
 [[noreturn]] void usage(const std::string& message) {
     fmt::print(stderr,
-               "outboxd-kafka-floor: {}\nusage: outboxd-kafka-floor --brokers HOST:PORT --topic T [--rate EVENTS_PER_S] "
-               "[--duration S] [--size BYTES] [--keys N] [-X key=value ...]\n",
+               "outboxd-kafka-floor: {}\nusage: outboxd-kafka-floor --brokers HOST:PORT --topic T [--topic T2 ...] [--rate EVENTS_PER_S] "
+               "[--duration S | --count N] [--size BYTES] [--keys N] [-X key=value ...]\n",
                message);
     std::exit(2);
 }
@@ -41,6 +46,7 @@ using Clock = std::chrono::steady_clock;
 struct Acks {
     std::vector<double> ms;
     long failed = 0;
+    std::optional<Clock::time_point> first;
 };
 
 void onDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
@@ -49,6 +55,7 @@ void onDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         ++acks->failed;
     } else {
+        if (!acks->first) acks->first = Clock::now();
         acks->ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - *sent_at).count());
     }
     delete sent_at;
@@ -62,11 +69,13 @@ std::int64_t unixMicrosNow() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string brokers, topic;
+    std::string brokers;
+    std::vector<std::string> topics;
     double rate = 1000;
     double duration_s = 60;
     std::size_t size = 256;
     long keys = 1000;
+    long count = 0;
     std::vector<std::pair<std::string, std::string>> overrides;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -75,11 +84,12 @@ int main(int argc, char** argv) {
             return argv[++i];
         };
         if (a == "--brokers") brokers = value();
-        else if (a == "--topic") topic = value();
+        else if (a == "--topic") topics.push_back(value());
         else if (a == "--rate") rate = std::stod(value());
         else if (a == "--duration") duration_s = std::stod(value());
         else if (a == "--size") size = std::stoul(value());
         else if (a == "--keys") keys = std::stol(value());
+        else if (a == "--count") count = std::stol(value());
         else if (a == "-X") {
             const std::string kv = value();
             const auto eq = kv.find('=');
@@ -87,8 +97,8 @@ int main(int argc, char** argv) {
             overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
         } else usage("unknown argument " + a);
     }
-    if (brokers.empty() || topic.empty()) usage("--brokers and --topic are required");
-    if (rate <= 0 || duration_s <= 0 || keys < 1) usage("bad --rate, --duration or --keys");
+    if (brokers.empty() || topics.empty()) usage("--brokers and --topic are required");
+    if (rate <= 0 || duration_s <= 0 || keys < 1 || count < 0) usage("bad --rate, --duration, --count or --keys");
 
     Acks acks;
     char err[512];
@@ -113,13 +123,13 @@ int main(int argc, char** argv) {
     }
 
     const auto interval = std::chrono::duration<double>(1.0 / rate);
-    const auto total = static_cast<long>(duration_s * rate);
+    const auto total = count > 0 ? count : static_cast<long>(duration_s * rate);
     const auto start = Clock::now();
     std::string value;
     long sent = 0;
     for (; sent < total; ++sent) {
         const auto due = start + std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(sent));
-        for (auto now = Clock::now(); now < due; now = Clock::now()) {
+        for (auto now = Clock::now(); count == 0 && now < due; now = Clock::now()) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count();
             if (left < 1) {
                 std::this_thread::sleep_until(due);
@@ -133,6 +143,7 @@ int main(int argc, char** argv) {
         const std::string key = std::to_string(sent % keys);
         auto* sent_at = new Clock::time_point(Clock::now());
         rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+        const std::string& topic = topics[static_cast<std::size_t>(sent) % topics.size()];
         do {
             e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                   RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_VALUE(value.data(), value.size()),
@@ -150,8 +161,10 @@ int main(int argc, char** argv) {
     if (rd_kafka_flush(rk, 120'000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fmt::print(stderr, "outboxd-kafka-floor: not every record was acknowledged within 120 s\n");
     }
+    const double acked_seconds = std::chrono::duration<double>(Clock::now() - acks.first.value_or(start)).count();
     rd_kafka_destroy(rk);
-    fmt::print("sent={} rate={:.0f} ", sent, static_cast<double>(sent) / seconds);
+    fmt::print("sent={} rate={:.0f} acked_rate={:.0f} ", sent, static_cast<double>(sent) / seconds,
+               static_cast<double>(sent) / acked_seconds);
     outboxd::tools::printLatencySummary(acks.ms, "ack_");
     if (acks.failed > 0 || static_cast<long>(acks.ms.size()) != sent) {
         fmt::print(stderr, "outboxd-kafka-floor: {} of {} records failed\n", sent - static_cast<long>(acks.ms.size()),
