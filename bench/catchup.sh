@@ -15,7 +15,7 @@
 #     from slot 4 into topics debezium.outbox.event.<aggregatetype>, until its offset file records
 #     the backlog's last event as processed (skipped with BENCH_SKIP_DEBEZIUM=1);
 #   - Kafka alone: outboxd-kafka-floor, a bare librdkafka producer with outboxd's producer
-#     properties, sends as many records of about outboxd's record size over as many topics, as
+#     properties, sends as many records of about outboxd's record size and headers over as many topics, as
 #     fast as the broker takes them, into topics kafka.alone.<aggregatetype> (skipped with
 #     BENCH_SKIP_KAFKA_ALONE=1): the other ceiling, since outboxd can go no faster than either;
 #   - prints events/s for each, outboxd's ratio to pg_recvlogical and to Debezium, peak RSS and CPU
@@ -238,7 +238,8 @@ if [ "$skip_dbz" != 1 ]; then
 fi
 
 # Kafka alone: the same number of records, of about outboxd's record size (the payload and about
-# 100 bytes of envelope: id, aggregate type and id, event type, LSN, timestamps), keyed over 1,000
+# 100 bytes of envelope: id, aggregate type and id, event type, LSN, timestamps) with outboxd's
+# three headers, keyed over 1,000
 # ids like the backlog and spread over as many topics, produced as fast as the broker acknowledges
 # them, with outboxd's producer properties (BENCH_KAFKA_PROPERTIES does not apply).
 if [ "$skip_kafka_alone" != 1 ]; then
@@ -252,7 +253,7 @@ if [ "$skip_kafka_alone" != 1 ]; then
   alone_t0=$(now)
   # shellcheck disable=SC2086
   alone_out=$("$build/outboxd-kafka-floor" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" $alone_topics --count "$events" \
-                --size $((payload_avg + 100)))
+                --size $((payload_avg + 100)) --outbox-headers)
   alone_s=$(echo "$(now) - $alone_t0" | bc)
   alone_broker_cpu_s=$(echo "($(broker_ticks) - $broker0) / $ticks_per_s" | bc -l)
   alone_busy=$(busy_share "$machine0")

@@ -6,11 +6,14 @@
 // topic measures produce-to-consumer latency with the same consumer as the relays' runs.
 //
 //   outboxd-kafka-floor --brokers HOST:PORT --topic T [--topic T2 ...] [--rate EVENTS_PER_S]
-//                       [--duration S | --count N] [--size BYTES] [--keys N] [-X key=value ...]
+//                       [--duration S | --count N] [--size BYTES] [--keys N] [--outbox-headers]
+//                       [-X key=value ...]
 //
 // Records are keyed by "0".."N-1" (default 1000, like outboxd-load's aggregate ids) and go to the
 // topics in turn, the way bench_fill spreads its aggregate types. -X overrides a producer
-// property. --count N sends N records as fast as Kafka takes them (no pacing; the produce loop
+// property. --outbox-headers gives each record the headers outboxd gives an event by default (id,
+// a 36-character value; type; aggregate_type), so that the broker parses the same records.
+// --count N sends N records as fast as Kafka takes them (no pacing; the produce loop
 // waits whenever librdkafka's queue is full): Kafka's own throughput. Prints one line at the end:
 //   sent=N rate=R acked_rate=R ack_received=N ack_p50_ms=.. ack_p99_ms=.. ack_max_ms=..
 // where rate counts the produce calls and acked_rate the time from the first acknowledgement to
@@ -36,7 +39,7 @@ namespace {
 [[noreturn]] void usage(const std::string& message) {
     fmt::print(stderr,
                "outboxd-kafka-floor: {}\nusage: outboxd-kafka-floor --brokers HOST:PORT --topic T [--topic T2 ...] [--rate EVENTS_PER_S] "
-               "[--duration S | --count N] [--size BYTES] [--keys N] [-X key=value ...]\n",
+               "[--duration S | --count N] [--size BYTES] [--keys N] [--outbox-headers] [-X key=value ...]\n",
                message);
     std::exit(2);
 }
@@ -76,6 +79,7 @@ int main(int argc, char** argv) {
     std::size_t size = 256;
     long keys = 1000;
     long count = 0;
+    bool outbox_headers = false;
     std::vector<std::pair<std::string, std::string>> overrides;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -90,6 +94,7 @@ int main(int argc, char** argv) {
         else if (a == "--size") size = std::stoul(value());
         else if (a == "--keys") keys = std::stol(value());
         else if (a == "--count") count = std::stol(value());
+        else if (a == "--outbox-headers") outbox_headers = true;
         else if (a == "-X") {
             const std::string kv = value();
             const auto eq = kv.find('=');
@@ -144,10 +149,26 @@ int main(int argc, char** argv) {
         auto* sent_at = new Clock::time_point(Clock::now());
         rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
         const std::string& topic = topics[static_cast<std::size_t>(sent) % topics.size()];
+        const std::string id = fmt::format("{:036d}", sent);
         do {
-            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_VALUE(value.data(), value.size()),
-                                  RD_KAFKA_V_OPAQUE(sent_at), RD_KAFKA_V_END);
+            // librdkafka owns the headers once the produce call succeeds; a refused call leaves them to us.
+            rd_kafka_headers_t* headers = nullptr;
+            if (outbox_headers) {
+                headers = rd_kafka_headers_new(3);
+                rd_kafka_header_add(headers, "id", -1, id.data(), static_cast<ssize_t>(id.size()));
+                rd_kafka_header_add(headers, "type", -1, "UserUpdated", -1);
+                rd_kafka_header_add(headers, "aggregate_type", -1, "user", -1);
+            }
+            e = headers != nullptr
+                    ? rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                        RD_KAFKA_V_KEY(key.data(), key.size()),
+                                        RD_KAFKA_V_VALUE(value.data(), value.size()), RD_KAFKA_V_HEADERS(headers),
+                                        RD_KAFKA_V_OPAQUE(sent_at), RD_KAFKA_V_END)
+                    : rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                        RD_KAFKA_V_KEY(key.data(), key.size()),
+                                        RD_KAFKA_V_VALUE(value.data(), value.size()), RD_KAFKA_V_OPAQUE(sent_at),
+                                        RD_KAFKA_V_END);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR && headers != nullptr) rd_kafka_headers_destroy(headers);
             if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) rd_kafka_poll(rk, 10);
         } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
