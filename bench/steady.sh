@@ -22,7 +22,10 @@
 #     properties, sending BENCH_FLOOR_SIZE-byte records (default 256, about an outboxd.v1.Event of
 #     outboxd-load's rows) at the rate: produce-to-acknowledgement from its delivery reports, and
 #     produce-to-consumer from the same consumer the relays' runs use;
-#   - the floor's p99 is the sum of the two p99s, printed beside outboxd's p99.
+#   - the floor's p99 is the sum of the two p99s, printed beside outboxd's p99;
+#   - with BENCH_FLOOR_TOGETHER=1 the two halves run at the same time rather than one after the
+#     other: each then shares the two cores with the other, as the walsender, the relay, the
+#     broker and the consumer do in a relay's run.
 # With BENCH_EOS_INTERVALS (e.g. "25 100 250"), outboxd also runs in exactly-once mode after its
 # at-least-once run, once per transaction_interval_ms listed (relay "outboxd-eos-<ms>"); the
 # consumers read with isolation.level=read_committed (outboxd-consume's default) throughout.
@@ -37,6 +40,8 @@
 # BENCH_REF_BUILD, the build folder of another outboxd (an earlier commit's) run as "outboxd-ref"
 # right after outboxd at each rate, on the same services: a before/after in one run (the same
 # folder as BENCH_BUILD_DIR makes it an A/A run, which shows what the order alone does);
+# BENCH_REF_KAFKA_PROPERTIES, outboxd-ref's producer properties instead of BENCH_KAFKA_PROPERTIES
+# (with the same build folder: a before/after of one setting in one run);
 # BENCH_WARMUP, seconds of an unrecorded outboxd run at each rate before its floor (default 20, 0
 # for none).
 set -euo pipefail
@@ -49,6 +54,7 @@ skip_dbz=${BENCH_SKIP_DEBEZIUM:-0}
 skip_floor=${BENCH_SKIP_FLOOR:-0}
 floor_size=${BENCH_FLOOR_SIZE:-256}
 warmup_s=${BENCH_WARMUP:-20}
+floor_together=${BENCH_FLOOR_TOGETHER:-0}
 plot=${BENCH_PLOT:-$root/bench/latency.png}
 relays="outboxd"
 ref_build=${BENCH_REF_BUILD:-}
@@ -117,7 +123,11 @@ run_one() {
   if [ "${relay%%-*}" = outboxd ]; then
     # outboxd-eos-<ms>: exactly-once, Kafka transactions committed every <ms> ms.
     local bin="$build/outboxd"
-    [ "$relay" = outboxd-ref ] && bin="$ref_build/outboxd"
+    local props=${BENCH_KAFKA_PROPERTIES:-}
+    if [ "$relay" = outboxd-ref ]; then
+      bin="$ref_build/outboxd"
+      props=${BENCH_REF_KAFKA_PROPERTIES-$props}
+    fi
     [[ "$relay" != outboxd-eos-* ]] || sink_extra="    delivery: exactly-once
     checkpoint_topic: outboxd.bench.checkpoints
     transaction_interval_ms: ${relay##*-}"
@@ -134,7 +144,7 @@ source:
 sink:
   kafka:
     brokers: "$OUTBOXD_IT_KAFKA_BROKERS"
-    properties: {${BENCH_KAFKA_PROPERTIES:-}}
+    properties: {$props}
 $sink_extra
 metrics:
   listen: "127.0.0.1:$metrics_port"
@@ -234,7 +244,8 @@ YAML
 
 floors="$work/floors.tsv"
 : >"$floors"
-# The floor at one rate: PostgreSQL alone, then Kafka alone (see the top of this file).
+# The floor at one rate: PostgreSQL alone, then Kafka alone (see the top of this file); with
+# BENCH_FLOOR_TOGETHER=1 both at the same time.
 run_floor() {
   local rate=$1 dir="$work/floor-$1" slot="floor_$1" topic="floor.kafka.$1" per_txn src ack e2e
   mkdir -p "$dir"
@@ -245,9 +256,11 @@ run_floor() {
   local pg_pid=$!
   bg_pids+=("$pg_pid")
   wait_line "$dir/pg.err" "outboxd-pg-floor: started" 60
-  "$build/outboxd-load" --dsn "$dsn" --rate "$rate" --duration "$duration" --per-txn "$per_txn" >"$dir/pg-load.out"
-  wait "$pg_pid" || { echo "outboxd-pg-floor failed" >&2; cat "$dir/pg.err" >&2; exit 1; }
-  psql -X -q -At "$dsn" -c "SELECT pg_drop_replication_slot('$slot')" >/dev/null
+  if [ "$floor_together" != 1 ]; then
+    "$build/outboxd-load" --dsn "$dsn" --rate "$rate" --duration "$duration" --per-txn "$per_txn" >"$dir/pg-load.out"
+    wait "$pg_pid" || { echo "outboxd-pg-floor failed" >&2; cat "$dir/pg.err" >&2; exit 1; }
+    psql -X -q -At "$dsn" -c "SELECT pg_drop_replication_slot('$slot')" >/dev/null
+  fi
   # Kafka: a few records first create the topic and the producer's idempotence state, as the
   # relays' warm-up events do.
   "$build/outboxd-kafka-floor" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --rate 10 --duration 0.3 \
@@ -259,9 +272,19 @@ run_floor() {
   bg_pids+=("$c_pid")
   wait_line "$dir/kafka-e2e.err" "outboxd-consume: assigned" 60
   sleep 1
+  local k_pid
   "$build/outboxd-kafka-floor" --brokers "$OUTBOXD_IT_KAFKA_BROKERS" --topic "$topic" --rate "$rate" \
-    --duration "$duration" --size "$floor_size" >"$dir/kafka.out" 2>"$dir/kafka.err" \
-    || { echo "outboxd-kafka-floor failed" >&2; cat "$dir/kafka.err" >&2; exit 1; }
+    --duration "$duration" --size "$floor_size" >"$dir/kafka.out" 2>"$dir/kafka.err" &
+  k_pid=$!
+  bg_pids+=("$k_pid")
+  if [ "$floor_together" = 1 ]; then
+    # Both halves at once: the load and the bare replication client beside the bare producer
+    # and its consumer, so that the floor shares the two cores the way a relay's run does.
+    "$build/outboxd-load" --dsn "$dsn" --rate "$rate" --duration "$duration" --per-txn "$per_txn" >"$dir/pg-load.out"
+    wait "$pg_pid" || { echo "outboxd-pg-floor failed" >&2; cat "$dir/pg.err" >&2; exit 1; }
+    psql -X -q -At "$dsn" -c "SELECT pg_drop_replication_slot('$slot')" >/dev/null
+  fi
+  wait "$k_pid" || { echo "outboxd-kafka-floor failed" >&2; cat "$dir/kafka.err" >&2; exit 1; }
   wait "$c_pid"
   src=$(sed -E 's/received=[0-9]+ p50_ms=([0-9.-]+) p99_ms=([0-9.-]+) max_ms=([0-9.-]+)/\1 \2 \3/' "$dir/pg.out")
   ack=$(sed -E 's/.*ack_p50_ms=([0-9.-]+) ack_p99_ms=([0-9.-]+) ack_max_ms=([0-9.-]+)/\1 \2 \3/' "$dir/kafka.out")
@@ -295,7 +318,7 @@ echo "date:     $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine:  $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "versions: outboxd $("$build/outboxd" --version | head -n 1 | cut -d' ' -f2), PostgreSQL $(psql -X -At "$dsn" -c 'SHOW server_version'), Kafka $(. "$root/integration-tests/env/lib.sh"; kafka_version), librdkafka $("$build/outboxd" --version | sed -n 's/^librdkafka //p'), protobuf $("$build/outboxd" --version | sed -n 's/^protobuf //p')$(
   [ "$skip_dbz" = 1 ] || echo ", Debezium Server $(. "$root/bench/debezium/lib.sh"; debezium_version) on $("$dbz_java" -version 2>&1 | head -n 1 | cut -d'"' -f2)")"
-echo "command:  BENCH_RATES=\"$rates\" BENCH_DURATION=$duration BENCH_WARMUP=$warmup_s${ref_build:+ BENCH_REF_BUILD=$ref_build}${BENCH_EOS_INTERVALS:+ BENCH_EOS_INTERVALS=\"$BENCH_EOS_INTERVALS\"}${BENCH_KAFKA_PROPERTIES:+ BENCH_KAFKA_PROPERTIES='$BENCH_KAFKA_PROPERTIES'} bench/steady.sh"
+echo "command:  BENCH_RATES=\"$rates\" BENCH_DURATION=$duration BENCH_WARMUP=$warmup_s$( [ "$floor_together" != 1 ] || echo " BENCH_FLOOR_TOGETHER=1")${ref_build:+ BENCH_REF_BUILD=$ref_build}${BENCH_EOS_INTERVALS:+ BENCH_EOS_INTERVALS=\"$BENCH_EOS_INTERVALS\"}${BENCH_KAFKA_PROPERTIES:+ BENCH_KAFKA_PROPERTIES='$BENCH_KAFKA_PROPERTIES'}${BENCH_REF_KAFKA_PROPERTIES+ BENCH_REF_KAFKA_PROPERTIES='$BENCH_REF_KAFKA_PROPERTIES'} bench/steady.sh"
 echo
 echo "| relay | target events/s | achieved events/s | events (received/sent) | p50 ms | p99 ms | max ms | commit-to-consumer p50 / p99 / max ms | peak RSS | CPU s per 100k events | wake-ups per event (all threads / main) | first event |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
