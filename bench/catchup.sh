@@ -15,9 +15,9 @@
 #     from slot 4 into topics debezium.outbox.event.<aggregatetype>, until its offset file records
 #     the backlog's last event as processed (skipped with BENCH_SKIP_DEBEZIUM=1);
 #   - Kafka alone: outboxd-kafka-floor, a bare librdkafka producer with outboxd's producer
-#     properties, sends as many records of about outboxd's record size and headers over as many topics, as
-#     fast as the broker takes them, into topics kafka.alone.<aggregatetype> (skipped with
-#     BENCH_SKIP_KAFKA_ALONE=1): the other ceiling, since outboxd can go no faster than either;
+#     properties, sends as many records of about outboxd's record size and headers over as many
+#     topics, as fast as the broker takes them, into topics kafka.alone.<aggregatetype> (skipped
+#     with BENCH_SKIP_KAFKA_ALONE=1): the other ceiling, since outboxd can go no faster than either;
 #   - prints events/s for each, outboxd's ratio to pg_recvlogical and to Debezium, peak RSS and CPU
 #     time of outboxd and Debezium, and checks that Kafka holds every event of both.
 #   - rates are given from process start and from the first event in Kafka, so that start-up
@@ -239,9 +239,9 @@ fi
 
 # Kafka alone: the same number of records, of about outboxd's record size (the payload and about
 # 100 bytes of envelope: id, aggregate type and id, event type, LSN, timestamps) with outboxd's
-# three headers, keyed over 1,000
-# ids like the backlog and spread over as many topics, produced as fast as the broker acknowledges
-# them, with outboxd's producer properties (BENCH_KAFKA_PROPERTIES does not apply).
+# three headers, keyed over 1,000 ids like the backlog and spread over as many topics, produced as
+# fast as the broker acknowledges them, with outboxd's producer properties (BENCH_KAFKA_PROPERTIES
+# does not apply).
 if [ "$skip_kafka_alone" != 1 ]; then
   # shellcheck disable=SC2046
   alone_topics=$(for t in $(bench_topics kafka.alone. "$types"); do echo "--topic $t"; done)

@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
         auto* sent_at = new Clock::time_point(Clock::now());
         rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
         const std::string& topic = topics[static_cast<std::size_t>(sent) % topics.size()];
-        const std::string id = fmt::format("{:036d}", sent);
+        const std::string id = outbox_headers ? fmt::format("{:036d}", sent) : std::string();
         do {
             // librdkafka owns the headers once the produce call succeeds; a refused call leaves them to us.
             rd_kafka_headers_t* headers = nullptr;
