@@ -329,8 +329,19 @@ TEST_CASE("reconnect_to_another_cluster_is_refused", "[integration][source]") {
     Daemon daemon("it_othercluster", config);
     daemon.start();
     waitStreaming(pg, db.name, daemon);
+    // The test cluster's WAL well past the other's: a publication check that reached the other
+    // cluster (libpq failing over on its own) could then never vouch for the walsender's last
+    // position, and the fast shutdown below would wait for a confirmation that never comes.
+    pg.exec("CREATE TABLE it_wal_filler (x int)");
+    for (int i = 0; i < 3; ++i) {
+        pg.exec("INSERT INTO it_wal_filler VALUES (1)");
+        pg.exec("SELECT pg_switch_wal()");
+    }
+    REQUIRE(parseLsn(*pg.scalar("SELECT pg_current_wal_lsn()::text")) >
+            parseLsn(*other.scalar("SELECT pg_current_wal_lsn()::text")) + 16 * 1024 * 1024);
 
-    // WHEN the test cluster goes away, so that the reconnect lands on the other one
+    // WHEN the test cluster goes away, so that the reconnect lands on the other one (the fast
+    // shutdown waits until outboxd confirms all its walsender sent)
     ctl("pg-stop");
 
     // THEN outboxd refuses it and exits 1, naming both system identifiers' difference

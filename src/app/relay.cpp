@@ -330,8 +330,10 @@ std::expected<void, Error> Relay::Session::runStreaming(bool& streamed, bool all
                  config_.postgres.slot, info.start_lsn, info.server_version, info.proto_version,
                  config_.postgres.publication);
 
-    publication_watch_ = std::make_unique<cdc::PublicationWatch>(cdc::PublicationWatchOptions{
-        config_.postgres.dsn, config_.postgres.publication, config_.outbox.tables, std::chrono::milliseconds{1000}});
+    cdc::PublicationWatchOptions watch{config_.postgres.dsn, config_.postgres.publication, config_.outbox.tables,
+                                       std::chrono::milliseconds{1000}};
+    watch.server = cdc::ServerPin{info.host, info.hostaddr, info.port};
+    publication_watch_ = std::make_unique<cdc::PublicationWatch>(std::move(watch));
     publication_watch_->start();
 
     cdc::SilenceDetector silence(info.server_silence_limit, Clock::now());

@@ -7,10 +7,12 @@
 
 #include <string>
 
+#include "cdc/server_pin.h"
+
 namespace outboxd::cdc {
 
-// Connects with the DSN's options plus those bounds; the caller owns the result (PQfinish), which
-// is never null: check PQstatus.
-[[nodiscard]] PGconn* connectBounded(const std::string& dsn, const char* application_name);
+// Connects with the DSN's options plus those bounds, and to `pin`'s server when it names one;
+// the caller owns the result (PQfinish), which is never null: check PQstatus.
+[[nodiscard]] PGconn* connectBounded(const std::string& dsn, const char* application_name, const ServerPin& pin = {});
 
 }  // namespace outboxd::cdc

@@ -130,7 +130,7 @@ void PublicationWatch::run() {
         drop();
         if (validateDsn(options_.dsn)) return false;  // the relay reports it
         // Bounded: stop() joins this thread, so no call may hang on a dead network.
-        conn = connectBounded(options_.dsn, "outboxd-publication-watch");
+        conn = connectBounded(options_.dsn, "outboxd-publication-watch", options_.server);
         if (PQstatus(conn) != CONNECTION_OK) {
             // 57P03: "the database system is shutting down" (or starting up, or in recovery).
             if (std::string_view(PQerrorMessage(conn)).find("shutting down") != std::string_view::npos) {

@@ -22,6 +22,7 @@
 
 #include "cdc/lsn.h"
 #include "common/error.h"
+#include "cdc/server_pin.h"
 #include "config/config.h"
 
 namespace outboxd::cdc {
@@ -35,6 +36,11 @@ struct PublicationWatchOptions {
     // instead of `interval`, so the slot's confirmation trails the acknowledged events by about
     // this much (a SIGKILL re-sends what was acknowledged and not yet confirmed).
     std::chrono::milliseconds min_gap{50};
+    // The server the replication connection reached. With a DSN that names several hosts, libpq
+    // would otherwise fail over on its own: to a server that is not the walsender's (another
+    // cluster, a standby), whose publication and WAL position say nothing of the stream's, and
+    // past a server that refuses because it is shutting down, which the watch must see.
+    ServerPin server{};
 };
 
 // What one check found, from the rows of

@@ -218,6 +218,10 @@ std::expected<std::unique_ptr<ReplicationStream>, Error> ReplicationStream::open
     }
     StreamInfo info;
     info.server_version = PQserverVersion(impl->conn);
+    auto text = [](const char* v) { return v != nullptr ? std::string(v) : std::string(); };
+    info.host = text(PQhost(impl->conn));
+    info.hostaddr = text(PQhostaddr(impl->conn));
+    info.port = text(PQport(impl->conn));
     if (info.server_version < 100000) {
         return std::unexpected(Error{ErrorKind::SourceUnsupported,
                                      fmt::format("PostgreSQL {} is too old: outboxd needs 10 or later (pgoutput)",

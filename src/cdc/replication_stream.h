@@ -67,6 +67,11 @@ struct StreamInfo {
     // Twice the server's wal_sender_timeout (at least 10 s); 0 when it is disabled. A session
     // that hears nothing from the server for this long is dead.
     std::chrono::milliseconds server_silence_limit{0};
+    // The server the connection reached (PQhost, PQhostaddr, PQport): with a DSN that names
+    // several hosts, the one libpq settled on, so that side connections can go to the same one.
+    std::string host;
+    std::string hostaddr;
+    std::string port;
 };
 
 // nullopt when libpq can parse the connection string, else a message that quotes none of it.
